@@ -1,0 +1,3 @@
+from broker_daemon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""``qtasks-broker``: the broker daemon's command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Sequence
+
+import zmq
+
+from broker_daemon.server import Broker
+from qtasks.logs import configure_process_logging
+from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from qtasks.urls import DEFAULT_BROKER_URL, check_url
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qtasks-broker",
+        description="The QTasks broker daemon: holds the queues and task records and routes tasks "
+                    "to worker processes (`qtasks -A module:app run`).",
+    )
+    parser.add_argument("--bind", default=DEFAULT_BROKER_URL, metavar="URL",
+                        help=f"endpoint to serve (default {DEFAULT_BROKER_URL}; port 0 picks a free port)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    parser.add_argument("--heartbeat-interval", type=_positive(float), default=1.0, metavar="SECONDS",
+                        help="seconds between heartbeats to and from workers (default 1.0)")
+    parser.add_argument("--heartbeat-liveness", type=_positive(int), default=3, metavar="N",
+                        help="missed heartbeats after which a worker is declared lost (default 3)")
+    parser.add_argument("--max-attempts", type=_positive(int), default=3, metavar="N",
+                        help="deliveries of a task whose worker keeps being lost before it ends "
+                             "as error (default 3)")
+    parser.add_argument("--max-message-size", type=_positive(int), default=DEFAULT_MAX_MESSAGE_SIZE,
+                        metavar="BYTES", help="largest message accepted; bigger ones drop the peer "
+                                              f"(default {DEFAULT_MAX_MESSAGE_SIZE})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_process_logging(getattr(logging, args.log_level))
+    try:
+        check_url(args.bind)
+    except ValueError as exc:
+        print(f"qtasks-broker: {exc}", file=sys.stderr)
+        return 2
+    broker = Broker(args.bind, max_attempts=args.max_attempts,
+                    heartbeat_interval=args.heartbeat_interval,
+                    heartbeat_liveness=args.heartbeat_liveness,
+                    max_message_size=args.max_message_size)
+    try:
+        endpoint = broker.bind()
+    except zmq.ZMQError as exc:
+        print(f"qtasks-broker: cannot bind {args.bind}: {exc.strerror}. Is another broker running "
+              "there? Stop it, or pick another endpoint with --bind.", file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: broker.stop())
+    print(f"qtasks-broker: listening at {endpoint}", flush=True)
+    broker.serve_forever()
+    logging.getLogger("qtasks.broker").info("broker stopped")
+    return 0

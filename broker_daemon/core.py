@@ -1,0 +1,453 @@
+"""The broker's logic without sockets (sans-IO).
+
+:class:`BrokerCore` takes decoded messages (``handle``), the passing of time
+(``tick``) and failed sends (``undeliverable``), and queues what must go out;
+the socket loop in :mod:`broker_daemon.server` drains that with ``flush``.
+Everything here runs on one thread, one message at a time, so nothing is locked.
+
+A task's life in the broker::
+
+    SUBMIT ─▶ new ─(queue)─▶ DISPATCH: attempts += 1, process ─▶ RESULT ─▶ success | error | cancel
+                  ▲                       │                                   │
+                  └── worker lost, ───────┘                                   └─▶ NOTIFY waiting clients
+                      attempts left       worker lost, none left ─▶ error "worker lost N times"
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from broker_daemon.inflight import InFlightTable
+from broker_daemon.queues import PriorityQueue
+from broker_daemon.records import TaskRecord
+from broker_daemon.storage import MemoryStorage, Storage
+from broker_daemon.waiters import Waiters
+from broker_daemon.workers import WorkerPeer
+from qtasks.enums import FINAL_STATUSES
+from qtasks.protocol import (
+    Bye,
+    Delivery,
+    Dispatch,
+    Error,
+    Get,
+    Heartbeat,
+    Message,
+    Notify,
+    Ping,
+    Ready,
+    Reply,
+    Result,
+    Return,
+    Stats,
+    Submit,
+    TaskSnapshot,
+    Wait,
+    Welcome,
+)
+
+log = logging.getLogger("qtasks.broker")
+
+NEW, PROCESS, ERROR = "new", "process", "error"
+WAIT_MARGIN = 5.0
+"""Seconds a waiter registration outlives the client's own timeout before it is forgotten."""
+
+_HEARTBEAT = Heartbeat()
+
+
+class BrokerCore:
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        max_attempts: int = 3,
+        heartbeat_interval: float = 1.0,
+        heartbeat_liveness: int = 3,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.storage = storage if storage is not None else MemoryStorage()
+        self.max_attempts = max_attempts
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_liveness = heartbeat_liveness
+        self.boot_id = os.urandom(8)
+        self.started_at = time.time()
+        self.queues: dict[str, PriorityQueue] = {}
+        self.workers: dict[bytes, WorkerPeer] = {}
+        self.queue_workers: dict[str, list[WorkerPeer]] = {}
+        self.inflight = InFlightTable()
+        self.waiters = Waiters()
+        self.totals: Counter[str] = Counter()
+        self._outgoing: list[tuple[bytes, Message]] = []
+        self._notify: dict[bytes, list[TaskSnapshot]] = {}
+        self._dirty: set[str] = set()
+        self._turn = 0
+        self._handlers: dict[type, Callable[[bytes, Any], None]] = {
+            Submit: self._on_submit,
+            Wait: self._on_wait,
+            Get: self._on_get,
+            Stats: self._on_stats,
+            Ping: self._on_ping,
+            Ready: self._on_ready,
+            Heartbeat: self._on_heartbeat,
+            Result: self._on_result,
+            Return: self._on_return,
+            Bye: self._on_bye,
+        }
+
+    # ------------------------------------------------------------------ the loop's interface
+
+    def handle(self, peer: bytes, message: Message) -> None:
+        """Apply one decoded message from ``peer``."""
+        worker = self.workers.get(peer)
+        if worker is not None:
+            worker.last_seen = time.monotonic()
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            self.reply_error(peer, getattr(message, "req_id", None), "unexpected",
+                             f"{message.COMMAND.decode()} is not a command the broker accepts")
+            return
+        handler(peer, message)
+
+    def flush(self) -> list[tuple[bytes, Message]]:
+        """Dispatch what can be dispatched and hand over everything that must be sent."""
+        replies, self._outgoing = self._outgoing, []
+        while self._dirty:  # dispatches go out first: they are on every task's critical path
+            self._dispatch(self._dirty.pop())
+        self._outgoing.extend(replies)
+        if self._notify:
+            for peer, snapshots in self._notify.items():
+                self._outgoing.append((peer, Notify(snapshots)))
+            self._notify = {}
+        outgoing, self._outgoing = self._outgoing, []
+        return outgoing
+
+    def tick(self) -> None:
+        """Called every heartbeat interval: declare silent workers lost, send heartbeats."""
+        now = time.monotonic()
+        limit = self.heartbeat_interval * self.heartbeat_liveness
+        for worker in list(self.workers.values()):
+            silent = now - worker.last_seen
+            if silent > limit:
+                self._lose_worker(worker, f"no heartbeat for {silent:.1f} s")
+            else:
+                self._outgoing.append((worker.identity, _HEARTBEAT))
+        self.waiters.expire(now)
+
+    def undeliverable(self, peer: bytes, message: Message, reason: str) -> None:
+        """A send to ``peer`` failed (it vanished): take back what it was given, uncounted."""
+        if not isinstance(message, Dispatch):
+            log.debug("dropped %s for vanished peer %r: %s", message.COMMAND.decode(), peer, reason)
+            return
+        for delivery in message.deliveries:
+            uuid = delivery.envelope.uuid
+            if self.inflight.get(uuid) == (peer, delivery.attempt):
+                self._release(uuid, peer)
+                record = self.storage.get(uuid)
+                if record is not None and not record.is_final:
+                    record.attempts -= 1
+                    self._requeue(record)
+        worker = self.workers.get(peer)
+        if worker is not None:
+            self._lose_worker(worker, reason)
+
+    def reply_error(self, peer: bytes, req_id: int | None, code: str, message: str) -> None:
+        self._outgoing.append((peer, Error(req_id, code, message)))
+
+    # ------------------------------------------------------------------ clients
+
+    def _on_submit(self, peer: bytes, msg: Submit) -> None:
+        now = time.time()
+        get = self.storage.get
+        fresh = []
+        for envelope in msg.envelopes:
+            if get(envelope.uuid) is None:
+                fresh.append(TaskRecord(envelope, NEW, now))
+            else:
+                self.totals["resubmitted"] += 1
+        self.storage.add_many(fresh)
+        for record in fresh:
+            self._enqueue(record)
+        self.totals["submitted"] += len(fresh)
+        if msg.wait is not None:
+            self._watch(peer, [e.uuid for e in msg.envelopes], msg.wait)
+        self._outgoing.append((peer, Reply(msg.req_id, Reply.submit_value(len(fresh), self.boot_id))))
+
+    def _on_wait(self, peer: bytes, msg: Wait) -> None:
+        unknown = self._watch(peer, msg.uuids, msg.wait)
+        self._outgoing.append((peer, Reply(msg.req_id, Reply.wait_value(unknown, self.boot_id))))
+
+    def _watch(self, peer: bytes, uuids: list[bytes], wait: float) -> list[bytes]:
+        """Register ``peer`` as waiting for ``uuids``; returns the uuids nobody knows."""
+        deadline = time.monotonic() + max(0.0, wait) + WAIT_MARGIN
+        unknown = []
+        for uuid in uuids:
+            record = self.storage.get(uuid)
+            if record is None:
+                unknown.append(uuid)
+            elif record.is_final:
+                self._notify.setdefault(peer, []).append(record.snapshot())
+            else:
+                self.waiters.add(uuid, peer, deadline)
+        return unknown
+
+    def _on_get(self, peer: bytes, msg: Get) -> None:
+        records = (self.storage.get(uuid) for uuid in msg.uuids)
+        snapshots = [None if r is None else r.snapshot() for r in records]
+        self._outgoing.append((peer, Reply(msg.req_id, Reply.get_value(snapshots))))
+
+    def _on_stats(self, peer: bytes, msg: Stats) -> None:
+        self._outgoing.append((peer, Reply(msg.req_id, self.stats())))
+
+    def _on_ping(self, peer: bytes, msg: Ping) -> None:
+        self._outgoing.append((peer, Reply(msg.req_id, self.boot_id)))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "boot_id": self.boot_id.hex(),
+            "uptime": time.time() - self.started_at,
+            "queues": {name: len(queue) for name, queue in self.queues.items()},
+            "workers": [w.describe() for w in self.workers.values()],
+            "in_flight": len(self.inflight),
+            "waiters": len(self.waiters),
+            "records": len(self.storage),
+            "max_attempts": self.max_attempts,
+            "totals": dict(self.totals),
+        }
+
+    # ------------------------------------------------------------------ workers
+
+    def _on_ready(self, peer: bytes, msg: Ready) -> None:
+        worker = self.workers.get(peer)
+        if worker is None:
+            if msg.replaces is not None:
+                for old in [w for w in self.workers.values()
+                            if w.pid == msg.replaces and w.host == msg.host]:
+                    self._lose_worker(old, msg.cause or "replaced by a new process")
+            worker = WorkerPeer(peer, msg.queue, msg.concurrency, msg.pid, msg.host)
+            self.workers[peer] = worker
+            self.queue_workers.setdefault(msg.queue, []).append(worker)
+            log.info("worker %s (pid %d on %s) joined queue %r with %d slots",
+                     peer.decode("utf-8", "replace"), msg.pid, msg.host, msg.queue, msg.concurrency)
+        elif msg.concurrency != worker.concurrency:
+            log.info("worker %s (pid %d) now takes %d tasks at once%s", peer.decode("utf-8", "replace"),
+                     worker.pid, msg.concurrency, " (draining)" if msg.concurrency == 0 else "")
+            worker.concurrency = msg.concurrency
+        self._adopt(worker, msg.running)
+        self._dirty.add(worker.queue)
+        self._outgoing.append(
+            (peer, Welcome(self.boot_id, self.heartbeat_interval, self.heartbeat_liveness)))
+
+    def _adopt(self, worker: WorkerPeer, running: list[tuple[bytes, int]]) -> None:
+        """Take over deliveries a reconnecting worker still runs, unless given to someone else."""
+        for uuid, attempt in running:
+            record = self.storage.get(uuid)
+            if record is None or record.is_final or self.inflight.get(uuid) is not None:
+                continue
+            record.status = PROCESS
+            record.attempts = max(record.attempts, attempt)
+            self.inflight.add(uuid, worker.identity, attempt)
+            worker.busy += 1
+            self.storage.save(record)
+
+    def _on_heartbeat(self, peer: bytes, msg: Heartbeat) -> None:
+        if peer not in self.workers:
+            self._not_ready(peer)
+
+    def _on_result(self, peer: bytes, msg: Result) -> None:
+        now = time.time()
+        for outcome in msg.outcomes:
+            uuid = outcome.uuid
+            if self.inflight.get(uuid) == (peer, outcome.attempt):
+                self._release(uuid, peer)
+            record = self.storage.get(uuid)
+            if record is None:
+                self.totals["unknown_results"] += 1
+                log.debug("ignored a result for unknown task %s", uuid.hex())
+                continue
+            if record.is_final:
+                # A second execution after a false "lost" verdict: the first result stands.
+                self.totals["duplicate_results"] += 1
+                log.info("ignored a late result for task %s (attempt %d): it already ended %s",
+                         uuid.hex(), outcome.attempt, record.status)
+                continue
+            if outcome.status not in FINAL_STATUSES:
+                log.warning("ignored a result with status %r for task %s", outcome.status, uuid.hex())
+                continue
+            record.status = outcome.status
+            record.returning = outcome.returning
+            record.traceback = outcome.traceback
+            record.updated_at = now
+            if outcome.extra:
+                record.extra.update(outcome.extra)
+            self.totals[outcome.status] += 1
+            self._finish(record)
+        if peer not in self.workers:
+            self._not_ready(peer)
+
+    def _on_return(self, peer: bytes, msg: Return) -> None:
+        for uuid, attempt in msg.items:
+            if self.inflight.get(uuid) != (peer, attempt):
+                continue
+            self._release(uuid, peer)
+            record = self.storage.get(uuid)
+            if record is not None and not record.is_final:
+                record.attempts -= 1
+                self.totals["returned"] += 1
+                self._requeue(record)
+
+    def _on_bye(self, peer: bytes, msg: Bye) -> None:
+        worker = self.workers.get(peer)
+        if worker is not None:
+            self._lose_worker(worker, "it stopped")
+
+    def _not_ready(self, peer: bytes) -> None:
+        self.reply_error(peer, None, "not-ready", "this worker is not registered: send READY")
+
+    def _lose_worker(self, worker: WorkerPeer, cause: str) -> None:
+        """Forget a worker; requeue what it held, or fail what used up its attempts.
+
+        When the process held several deliveries, nobody knows which one killed it:
+        their attempts are refunded and each becomes a *suspect* that later runs alone
+        on an idle process. A loss while running alone is certain and stays counted, so
+        a poison task still ends after max_attempts deliveries (plus at most one
+        refunded), and tasks that merely shared its process lose nothing.
+        """
+        del self.workers[worker.identity]
+        self.queue_workers[worker.queue].remove(worker)
+        held = self.inflight.pop_worker(worker.identity)
+        shared = len(held) > 1
+        requeued = failed = 0
+        for uuid in held:
+            record = self.storage.get(uuid)
+            if record is None or record.is_final:
+                continue
+            record.losses += 1
+            self.totals["lost"] += 1
+            if shared:
+                record.attempts -= 1
+            record.suspect = True
+            if record.attempts >= self.max_attempts:
+                record.status = ERROR
+                record.traceback = (
+                    f"WorkerLostError: the worker process running this task was lost "
+                    f"{record.losses} times (last: {cause}); gave up after {record.attempts} "
+                    f"attempts (qtasks-broker --max-attempts {self.max_attempts})"
+                )
+                record.updated_at = time.time()
+                self.totals[ERROR] += 1
+                failed += 1
+                self._finish(record)
+            else:
+                requeued += 1
+                self._requeue(record)
+        if held:
+            log.warning("worker %s (pid %d) lost: %s; %d task(s) requeued, %d failed for good",
+                        worker.identity.decode("utf-8", "replace"), worker.pid, cause, requeued, failed)
+        else:
+            log.info("worker %s (pid %d) left: %s", worker.identity.decode("utf-8", "replace"),
+                     worker.pid, cause)
+        self._dirty.add(worker.queue)
+
+    # ------------------------------------------------------------------ queues and dispatch
+
+    def _enqueue(self, record: TaskRecord) -> None:
+        if record.queued:
+            return
+        record.queued = True
+        envelope = record.envelope
+        queue = self.queues.get(envelope.queue)
+        if queue is None:
+            queue = self.queues[envelope.queue] = PriorityQueue()
+        queue.push(envelope.priority, envelope.uuid)
+        self._dirty.add(envelope.queue)
+
+    def _requeue(self, record: TaskRecord) -> None:
+        """Back to the head of its priority: it already waited its turn once."""
+        record.status = NEW
+        record.updated_at = time.time()
+        self.storage.save(record)
+        self.totals["requeued"] += 1
+        if record.queued:
+            return
+        record.queued = True
+        envelope = record.envelope
+        queue = self.queues.setdefault(envelope.queue, PriorityQueue())
+        queue.push_front(envelope.priority, envelope.uuid)
+        self._dirty.add(envelope.queue)
+
+    def _release(self, uuid: bytes, peer: bytes) -> None:
+        self.inflight.remove(uuid)
+        worker = self.workers.get(peer)
+        if worker is not None:
+            worker.busy -= 1
+            if worker.isolating == uuid:
+                worker.isolating = None
+            self._dirty.add(worker.queue)
+
+    def _dispatch(self, queue_name: str) -> None:
+        """Hand queued tasks to the workers with the most free slots, never beyond their credit."""
+        queue = self.queues.get(queue_name)
+        if not queue:
+            return
+        workers = self.queue_workers.get(queue_name, ())
+        ready = [w for w in workers if w.free > 0]
+        if not ready:
+            return
+        if len(ready) > 1:  # rotate, so equally free workers take turns
+            self._turn = (self._turn + 1) % len(ready)
+            ready = ready[self._turn:] + ready[:self._turn]
+        get, save, inflight = self.storage.get, self.storage.save, self.inflight
+        batches: dict[bytes, list[Delivery]] = {}
+        now = time.time()
+        count = 0
+        while ready and queue:
+            uuid = queue.pop()
+            record = get(uuid)
+            if record is None:
+                continue
+            record.queued = False
+            if record.status != NEW:  # cancelled or adopted while it waited
+                continue
+            if record.suspect:
+                # It was lost alongside other tasks: it runs alone, on a process with nothing else.
+                worker = next((w for w in ready if w.busy == 0), None)
+                if worker is None:
+                    record.queued = True
+                    queue.push_front(record.envelope.priority, uuid)
+                    break  # keep its place; an idle process will take it
+                worker.isolating = uuid
+            else:
+                worker = ready[0] if len(ready) == 1 else max(ready, key=_free_slots)
+            record.attempts += 1
+            record.status = PROCESS
+            record.updated_at = now
+            save(record)
+            inflight.add(uuid, worker.identity, record.attempts)
+            worker.busy += 1
+            batch = batches.get(worker.identity)
+            if batch is None:
+                batch = batches[worker.identity] = []
+            batch.append(Delivery(record.envelope, record.attempts))
+            count += 1
+            if worker.free <= 0:
+                ready.remove(worker)
+        self.totals["dispatched"] += count
+        for identity, deliveries in batches.items():
+            self._outgoing.append((identity, Dispatch(deliveries)))
+
+    def _finish(self, record: TaskRecord) -> None:
+        """The record reached a final status: persist it and push it to whoever waits."""
+        self.storage.save(record)
+        peers = self.waiters.pop(record.uuid)
+        if peers:
+            snapshot = record.snapshot()
+            for peer in peers:
+                self._notify.setdefault(peer, []).append(snapshot)
+
+
+def _free_slots(worker: WorkerPeer) -> int:
+    return worker.free

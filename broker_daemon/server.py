@@ -1,0 +1,194 @@
+"""The broker's socket loop: one ROUTER socket, one thread, no locks.
+
+Each turn of the loop blocks in ``poll`` until a message arrives, the wake pipe
+is written (``stop``), or the next timer is due; then it takes every message
+waiting (up to a bound, so replies are never starved), lets the core dispatch,
+and sends everything the core queued — one DISPATCH or NOTIFY frame per peer
+per turn, which is where batching comes from.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+import threading
+from typing import Any
+
+import zmq
+
+from broker_daemon.core import BrokerCore
+from broker_daemon.storage import Storage
+from qtasks.deadlines import TimerHeap
+from qtasks.exc import DecodeError, ProtocolVersionError
+from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, decode, encode
+from qtasks.urls import DEFAULT_BROKER_URL, bindable
+
+log = logging.getLogger("qtasks.broker")
+
+MAX_MESSAGES_PER_TURN = 4096
+HIGH_WATER_MARK = 100_000
+
+
+class Broker:
+    """A broker serving one endpoint; run it in a daemon (``qtasks-broker``), a child process or a thread."""
+
+    def __init__(
+        self,
+        bind: str = DEFAULT_BROKER_URL,
+        *,
+        storage: Storage | None = None,
+        max_attempts: int = 3,
+        heartbeat_interval: float = 1.0,
+        heartbeat_liveness: int = 3,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        self.url = bind
+        self.core = BrokerCore(storage, max_attempts=max_attempts,
+                               heartbeat_interval=heartbeat_interval,
+                               heartbeat_liveness=heartbeat_liveness)
+        self.max_message_size = max_message_size
+        self.endpoint: str | None = None
+        self._context = context
+        self._own_context = context is None
+        self._socket: zmq.Socket[Any] | None = None
+        self._timers = TimerHeap()
+        self._stopping = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._bound = threading.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def bind(self) -> str:
+        """Open the socket and bind it; returns the endpoint actually bound (port 0 → a free port)."""
+        if self._context is None:
+            self._context = zmq.Context()
+        sock = self._context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
+        sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
+        try:
+            sock.bind(bindable(self.url))
+        except zmq.ZMQError:
+            sock.close()
+            raise
+        self._socket = sock
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._bound.set()
+        return self.endpoint
+
+    def wait_bound(self, timeout: float) -> str:
+        """For threads that started :meth:`serve_forever` elsewhere: the bound endpoint."""
+        if not self._bound.wait(timeout) or self.endpoint is None:
+            raise TimeoutError(f"the broker did not bind {self.url} within {timeout} s")
+        return self.endpoint
+
+    def serve_forever(self) -> None:
+        """Bind if needed, then serve until :meth:`stop`."""
+        if self._socket is None:
+            self.bind()
+        log.info("broker serving %s (max attempts %d, heartbeat %.3g s x %d)", self.endpoint,
+                 self.core.max_attempts, self.core.heartbeat_interval, self.core.heartbeat_liveness)
+        try:
+            self._loop()
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        """Ask the loop to end. Safe from other threads and from signal handlers."""
+        self._stopping = True
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:  # pipe full or closed: the loop is waking or gone anyway
+            pass
+
+    def _close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._own_context and self._context is not None:
+            self._context.term()
+            self._context = None
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.core.storage.close()
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        sock = self._socket
+        assert sock is not None
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        self._timers.call_later(self.core.heartbeat_interval, self._tick)
+        while not self._stopping:
+            timeout = self._timers.timeout()
+            events = dict(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+            if self._wake_r in events:
+                os.read(self._wake_r, 4096)
+            if sock in events:
+                self._receive(sock)
+            self._timers.run_due()
+            self._send(sock)
+
+    def _tick(self) -> None:
+        self.core.tick()
+        self._timers.call_later(self.core.heartbeat_interval, self._tick)
+
+    def _receive(self, sock: zmq.Socket[Any]) -> None:
+        for _ in range(MAX_MESSAGES_PER_TURN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            peer = frames[0]
+            try:
+                message = decode(frames[1:])
+            except ProtocolVersionError as exc:
+                self._reject(peer, "version", str(exc))
+                continue
+            except DecodeError as exc:
+                self._reject(peer, "malformed", str(exc))
+                continue
+            try:
+                self.core.handle(peer, message)
+            except Exception:
+                log.exception("failed to handle %s from %r; the broker carries on",
+                              message.COMMAND.decode(), peer)
+                self.core.reply_error(peer, getattr(message, "req_id", None), "internal",
+                                      "the broker failed on this request; see its log")
+
+    def _reject(self, peer: bytes, code: str, reason: str) -> None:
+        totals = self.core.totals
+        totals["malformed"] += 1
+        count = totals["malformed"]
+        if count <= 20 or count % 1000 == 0:
+            log.warning("dropped a message from %r (%s, %d so far): %s", peer, code, count, reason)
+        self.core.reply_error(peer, None, code, reason)
+
+    def _send(self, sock: zmq.Socket[Any]) -> None:
+        outgoing = self.core.flush()
+        while outgoing:
+            for peer, message in outgoing:
+                self._send_one(sock, peer, message)
+            outgoing = self.core.flush()
+
+    def _send_one(self, sock: zmq.Socket[Any], peer: bytes, message: Message) -> None:
+        try:
+            sock.send_multipart([peer, *encode(message)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EHOSTUNREACH:
+                self.core.undeliverable(peer, message, "it disconnected (unreachable)")
+            elif exc.errno == errno.EAGAIN:
+                self.core.undeliverable(peer, message, "its queue is full (not reading)")
+            else:
+                raise

@@ -1,0 +1,25 @@
+"""Records in a dict: fast, and gone when the broker stops."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from broker_daemon.records import TaskRecord
+from broker_daemon.storage.base import Storage
+
+
+class MemoryStorage(Storage):
+    def __init__(self) -> None:
+        self._records: dict[bytes, TaskRecord] = {}
+
+    def add_many(self, records: Iterable[TaskRecord]) -> None:
+        self._records.update((r.envelope.uuid, r) for r in records)
+
+    def get(self, uuid: bytes) -> TaskRecord | None:
+        return self._records.get(uuid)
+
+    def save(self, record: TaskRecord) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self._records)

@@ -1,0 +1,33 @@
+"""What the broker knows about each connected worker process."""
+
+from __future__ import annotations
+
+import time
+
+
+class WorkerPeer:
+    __slots__ = ("identity", "queue", "concurrency", "busy", "isolating", "pid", "host", "last_seen",
+                 "joined_at")
+
+    def __init__(self, identity: bytes, queue: str, concurrency: int, pid: int, host: str) -> None:
+        self.identity = identity
+        self.queue = queue
+        self.concurrency = concurrency
+        """Credit: how many deliveries it may hold at once (0 = draining, send nothing)."""
+        self.busy = 0
+        """Deliveries it holds now (kept equal to its rows in the in-flight table)."""
+        self.isolating: bytes | None = None
+        """A suspect task it runs alone; it gets nothing else until that ends."""
+        self.pid = pid
+        self.host = host
+        self.last_seen = time.monotonic()
+        self.joined_at = time.time()
+
+    @property
+    def free(self) -> int:
+        return 0 if self.isolating is not None else self.concurrency - self.busy
+
+    def describe(self) -> dict[str, object]:
+        return {"id": self.identity.decode("utf-8", "replace"), "queue": self.queue,
+                "pid": self.pid, "host": self.host, "concurrency": self.concurrency,
+                "in_flight": self.busy, "joined_at": self.joined_at}

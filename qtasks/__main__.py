@@ -1,0 +1,3 @@
+from qtasks.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from qtasks.asyncio.qtasks import QueueTasks
+
+__all__ = ["QueueTasks"]

@@ -1,0 +1,3 @@
+from qtasks.base.qtasks import BaseQueueTasks
+
+__all__ = ["BaseQueueTasks"]

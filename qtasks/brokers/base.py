@@ -1,0 +1,41 @@
+"""The broker as an app sees it: something that takes envelopes and answers about tasks.
+
+Every method returns a ``concurrent.futures.Future`` so one implementation serves
+the sync and the async face alike. Replace it to put another transport under the API.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from concurrent.futures import Future
+from typing import Any
+
+from qtasks.protocol import TaskEnvelope, TaskSnapshot
+
+
+class BaseBroker(ABC):
+    url: str
+    connect_timeout: float
+
+    @abstractmethod
+    def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
+        """Accepted count; with ``wait``, the final snapshots (None where unfinished in time)."""
+
+    @abstractmethod
+    def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]:
+        """Final snapshots of ``uuids`` (None where unfinished after ``timeout`` or unknown)."""
+
+    @abstractmethod
+    def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:
+        """Current snapshots of ``uuids`` (None where unknown)."""
+
+    @abstractmethod
+    def stats(self) -> Future[dict[str, Any]]:
+        """Queue depths, workers, in-flight count and totals."""
+
+    @abstractmethod
+    def ping(self) -> Future[bytes]:
+        """The broker's boot id."""
+
+    def close(self) -> None:
+        """Release connections; safe to call more than once."""

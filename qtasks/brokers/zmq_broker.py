@@ -1,0 +1,60 @@
+"""The default broker component: a connection to a QTasks broker over ZeroMQ."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from qtasks.brokers.base import BaseBroker
+from qtasks.client.connection import BrokerConnection
+from qtasks.protocol import TaskEnvelope, TaskSnapshot
+from qtasks.urls import resolve_broker_url
+
+
+class ZmqBroker(BaseBroker):
+    """Talks to ``url`` (default: ``$QTASKS_BROKER_URL``, else ``tcp://127.0.0.1:5555``).
+
+    The connection and its I/O thread start on first use, once per process: an app
+    built before ``fork`` opens a fresh connection in each child, never sharing sockets.
+    """
+
+    def __init__(self, url: str | None = None, *, connect_timeout: float = 5.0) -> None:
+        self.url = resolve_broker_url(url)
+        self.connect_timeout = connect_timeout
+        self._connection: BrokerConnection | None = None
+        self._opening = threading.Lock()
+
+    @property
+    def connection(self) -> BrokerConnection:
+        connection = self._connection
+        if connection is None or connection.pid != os.getpid() or connection.closed:
+            if connection is not None and connection.pid != os.getpid():
+                self._opening = threading.Lock()  # a lock inherited across fork may be held
+            with self._opening:
+                connection = self._connection
+                if connection is None or connection.pid != os.getpid() or connection.closed:
+                    connection = self._connection = BrokerConnection(
+                        self.url, connect_timeout=self.connect_timeout)
+        return connection
+
+    def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
+        return self.connection.submit(envelopes, wait)
+
+    def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]:
+        return self.connection.wait(uuids, timeout)
+
+    def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:
+        return self.connection.get(uuids)
+
+    def stats(self) -> Future[dict[str, Any]]:
+        return self.connection.stats()
+
+    def ping(self) -> Future[bytes]:
+        return self.connection.ping()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.pid == os.getpid():
+            connection.close()

@@ -1,0 +1,45 @@
+"""``PendingCall``: a request in flight, and the one place both API faces wait on it.
+
+The I/O thread resolves a ``concurrent.futures.Future`` with wire-level values;
+``convert`` turns them into what the API returns, on the caller's thread, so
+unpacking results never slows the I/O thread. The sync face calls
+:meth:`result`, the async face awaits :meth:`wait_async`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Callable, Generic, TypeVar
+
+from qtasks.exc import BrokerUnavailableError
+
+T = TypeVar("T")
+
+_SAFETY_MARGIN = 5.0
+"""The connection bounds every wait itself; this only guards against its I/O thread dying."""
+
+
+class PendingCall(Generic[T]):
+    __slots__ = ("future", "convert", "limit", "url")
+
+    def __init__(self, future: Future[Any], convert: Callable[[Any], T], limit: float, url: str) -> None:
+        self.future = future
+        self.convert = convert
+        self.limit = limit + _SAFETY_MARGIN
+        self.url = url
+
+    def result(self) -> T:
+        try:
+            value = self.future.result(self.limit)
+        except FutureTimeout:
+            raise BrokerUnavailableError(self.url, self.limit) from None
+        return self.convert(value)
+
+    async def wait_async(self) -> T:
+        try:
+            value = await asyncio.wait_for(asyncio.wrap_future(self.future), self.limit)
+        except asyncio.TimeoutError:
+            raise BrokerUnavailableError(self.url, self.limit) from None
+        return self.convert(value)

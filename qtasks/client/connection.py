@@ -1,0 +1,425 @@
+"""A client's link to the broker: one DEALER socket owned by one I/O thread.
+
+ZeroMQ sockets must not be shared between threads, and an app object is shared
+by web-server threads and asyncio tasks alike. So every public method here only
+appends a closure to a deque and wakes the I/O thread through a pipe; the I/O
+thread alone touches the socket and the bookkeeping below, and answers through
+``concurrent.futures.Future`` objects (the async face wraps them). No locks::
+
+    caller threads ──closure──▶ deque ─▶ I/O thread ──SUBMIT/WAIT/GET──▶ broker
+         ▲                                  │ pending {req_id: request}
+         └──────── Future.set_result ◀──────┤ waits   {uuid: [BatchWait]}  ◀── REPLY / NOTIFY
+                                            │ timers  (request and wait deadlines, pings)
+
+Every wait is bounded: a request the broker does not answer within
+``connect_timeout`` fails with :class:`BrokerUnavailableError` (and the socket is
+replaced, so nothing queued for a broker that may appear later is sent behind
+the caller's back); a result wait ends at its deadline with ``None`` for the tasks
+that did not finish; while results are awaited the thread pings the broker, so a
+broker that died or restarted is noticed instead of waited on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import uuid as uuid_module
+from collections import deque
+from concurrent.futures import Future
+from typing import Any, Callable
+
+import zmq
+
+from qtasks.deadlines import Timer, TimerHeap
+from qtasks.exc import BrokerReplyError, BrokerUnavailableError, DecodeError, TaskLostError
+from qtasks.protocol import (
+    Error,
+    Get,
+    Message,
+    Notify,
+    Ping,
+    Reply,
+    Stats,
+    Submit,
+    TaskEnvelope,
+    TaskSnapshot,
+    Wait,
+    decode,
+    encode,
+)
+
+log = logging.getLogger("qtasks.client")
+
+HIGH_WATER_MARK = 100_000
+
+
+class _Request:
+    __slots__ = ("on_reply", "on_fail", "timer")
+
+    def __init__(self, on_reply: Callable[[Reply], None], on_fail: Callable[[BaseException], None],
+                 timer: Timer) -> None:
+        self.on_reply = on_reply
+        self.on_fail = on_fail
+        self.timer = timer
+
+
+class _BatchWait:
+    """Waiting for the final snapshots of ``uuids``; resolves ``future`` once, in uuid order."""
+
+    __slots__ = ("uuids", "missing", "found", "future", "deadline", "timer", "acked")
+
+    def __init__(self, uuids: list[bytes], deadline: float) -> None:
+        self.uuids = uuids
+        self.missing = set(uuids)
+        self.found: dict[bytes, TaskSnapshot] = {}
+        self.future: Future[list[TaskSnapshot | None]] = Future()
+        self.deadline = deadline
+        self.timer: Timer | None = None
+        self.acked = False
+        """The broker confirmed it has the request (before that, a deadline cannot end the wait)."""
+
+    def resolve(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            found = self.found
+            self.future.set_result([found.get(u) for u in self.uuids])
+
+    def fail(self, error: BaseException) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class BrokerConnection:
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.pid = os.getpid()
+        self._calls: deque[Callable[[], None]] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._closing = False
+        self._closed = threading.Event()
+        # Everything below belongs to the I/O thread.
+        self._context: zmq.Context[Any] | None = None
+        self._socket: zmq.Socket[Any] | None = None
+        self._timers = TimerHeap()
+        self._next_id = 0
+        self._pending: dict[int, _Request] = {}
+        self._waits: dict[bytes, list[_BatchWait]] = {}
+        self._boot_id: bytes | None = None
+        self._pinging = False
+        self._thread = threading.Thread(target=self._run, name="qtasks-client-io", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ thread-safe API
+
+    def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
+        """Send ``envelopes``. Resolves to the accepted count, or with ``wait`` to their final snapshots."""
+        if wait is None:
+            return self._simple(lambda req_id: Submit(req_id, None, envelopes),
+                                lambda reply: self._note_boot(reply.as_submit_ack()))
+        batch = _BatchWait([e.uuid for e in envelopes], self._timers.clock() + wait)
+
+        def on_reply(reply: Reply) -> None:
+            self._note_boot(reply.as_submit_ack())
+            self._acked(batch)
+
+        def run() -> None:
+            self._register_wait(batch)
+            self._request(lambda req_id: Submit(req_id, wait, envelopes), on_reply,
+                          lambda error: self._drop_wait(batch, error))
+
+        self._call(run)
+        return batch.future
+
+    def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]:
+        """Resolves to the final snapshots of ``uuids`` (None for those unfinished after ``timeout``)."""
+        batch = _BatchWait(uuids, self._timers.clock() + timeout)
+
+        def run() -> None:
+            self._register_wait(batch)
+            self._send_wait(batch, after_restart=False)
+
+        self._call(run)
+        return batch.future
+
+    def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:
+        return self._simple(lambda req_id: Get(req_id, uuids), Reply.as_snapshots)
+
+    def stats(self) -> Future[dict[str, Any]]:
+        return self._simple(lambda req_id: Stats(req_id), lambda reply: reply.value)
+
+    def ping(self) -> Future[bytes]:
+        return self._simple(lambda req_id: Ping(req_id), lambda reply: reply.value)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the I/O thread; whatever still waits fails. Idempotent."""
+        if self._closed.is_set() or os.getpid() != self.pid:
+            return
+        self._closing = True
+        self._wake()
+        self._closed.wait(timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    # ------------------------------------------------------------------ caller side helpers
+
+    def _simple(self, make: Callable[[int], Message], convert: Callable[[Reply], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+
+        def on_reply(reply: Reply) -> None:
+            try:
+                future.set_result(convert(reply))
+            except Exception as exc:  # a reply of the wrong shape
+                _fail(future, DecodeError(f"malformed reply from the broker: {exc}", reply.value, exc))
+
+        self._call(lambda: self._request(make, on_reply, lambda error: _fail(future, error)))
+        return future
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        if self._closing:
+            raise RuntimeError("this broker connection is closed")
+        self._calls.append(fn)
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:  # the pipe is full of wake-ups already
+            pass
+
+    # ------------------------------------------------------------------ I/O thread
+
+    def _run(self) -> None:
+        try:
+            self._context = zmq.Context()
+            self._open_socket()
+            self._loop()
+        except Exception:
+            log.exception("the client I/O thread for %s failed", self.url)
+        finally:
+            self._shutdown()
+
+    def _open_socket(self) -> None:
+        assert self._context is not None
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.IDENTITY, b"c-" + os.urandom(6).hex().encode())
+        sock.connect(self.url)
+        self._socket = sock
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._wake_r, zmq.POLLIN)
+        registered = None
+        while not self._closing:
+            if registered is not self._socket:
+                if registered is not None:
+                    poller.unregister(registered)
+                poller.register(self._socket, zmq.POLLIN)
+                registered = self._socket
+            timeout = self._timers.timeout()
+            events = dict(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+            if self._wake_r in events:
+                os.read(self._wake_r, 65536)
+            calls = self._calls
+            while calls:
+                calls.popleft()()
+            if self._socket in events:
+                self._receive()
+            self._timers.run_due()
+
+    def _shutdown(self) -> None:
+        closed = RuntimeError("the broker connection was closed")
+        self._fail_everything(closed)
+        while self._calls:  # closures queued after the loop ended: run them so they fail cleanly
+            self._calls.popleft()()
+            self._fail_everything(closed)
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        if self._context is not None:
+            self._context.term()
+        self._closed.set()
+
+    def __del__(self) -> None:
+        # The wake pipe outlives the thread so a late caller never writes to a recycled fd.
+        if os.getpid() == self.pid:
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _send(self, message: Message) -> None:
+        assert self._socket is not None
+        self._socket.send_multipart(encode(message), zmq.NOBLOCK)
+
+    def _receive(self) -> None:
+        sock = self._socket
+        assert sock is not None
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                message = decode(frames)
+            except DecodeError as exc:
+                log.warning("ignored a malformed message from the broker at %s: %s", self.url, exc)
+                continue
+            if isinstance(message, Notify):
+                self._on_notify(message)
+            elif isinstance(message, Reply):
+                request = self._pending.pop(message.req_id, None)
+                if request is not None:
+                    request.timer.cancel()
+                    request.on_reply(message)
+            elif isinstance(message, Error):
+                self._on_error(message)
+
+    def _on_error(self, error: Error) -> None:
+        request = self._pending.pop(error.req_id, None) if error.req_id is not None else None
+        if request is None:
+            log.warning("the broker at %s reported: %s (%s)", self.url, error.message, error.code)
+            return
+        request.timer.cancel()
+        request.on_fail(BrokerReplyError(error.code, error.message))
+
+    def _request(self, make: Callable[[int], Message], on_reply: Callable[[Reply], None],
+                 on_fail: Callable[[BaseException], None]) -> None:
+        self._next_id += 1
+        req_id = self._next_id
+        timer = self._timers.call_later(self.connect_timeout, self._unanswered, req_id)
+        self._pending[req_id] = _Request(on_reply, on_fail, timer)
+        try:
+            self._send(make(req_id))
+        except zmq.ZMQError as exc:
+            del self._pending[req_id]
+            timer.cancel()
+            on_fail(BrokerUnavailableError(self.url, 0.0) if exc.errno == zmq.EAGAIN else exc)
+
+    def _unanswered(self, req_id: int) -> None:
+        """A request got no answer in time: the broker is down or unreachable."""
+        if req_id not in self._pending:
+            return
+        error = BrokerUnavailableError(self.url, self.connect_timeout)
+        log.error("%s", error)
+        self._fail_everything(error)
+        # Replace the socket: messages queued for a broker that is not there must not
+        # reach one that starts later, after the caller was told they failed.
+        assert self._socket is not None
+        self._socket.close(linger=0)
+        self._open_socket()
+        self._boot_id = None
+
+    def _fail_everything(self, error: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for request in pending.values():
+            request.timer.cancel()
+            request.on_fail(error)
+        waits, self._waits = self._waits, {}
+        for batches in waits.values():
+            for batch in batches:
+                batch.fail(error)
+
+    # ------------------------------------------------------------------ result waits
+
+    def _note_boot(self, ack: tuple[int, bytes]) -> int:
+        accepted, self._boot_id = ack
+        return accepted
+
+    def _register_wait(self, batch: _BatchWait) -> None:
+        for uuid in batch.missing:
+            self._waits.setdefault(uuid, []).append(batch)
+        batch.timer = self._timers.call_at(batch.deadline, self._wait_expired, batch)
+        if not self._pinging:
+            self._pinging = True
+            self._timers.call_later(self.ping_interval, self._ping_while_waiting)
+
+    def _send_wait(self, batch: _BatchWait, after_restart: bool) -> None:
+        timeout = max(0.0, batch.deadline - self._timers.clock())
+
+        def on_reply(reply: Reply) -> None:
+            unknown, self._boot_id = reply.as_wait_ack()
+            if unknown and after_restart:
+                self._drop_wait(batch, TaskLostError([uuid_module.UUID(bytes=u) for u in unknown]))
+                return
+            self._forget(batch, unknown)  # never submitted: they come back as None
+            self._acked(batch)
+
+        self._request(lambda req_id: Wait(req_id, sorted(batch.missing), timeout), on_reply,
+                      lambda error: self._drop_wait(batch, error))
+
+    def _acked(self, batch: _BatchWait) -> None:
+        batch.acked = True
+        if not batch.missing or self._timers.clock() >= batch.deadline:
+            self._drop_wait(batch, None)
+
+    def _wait_expired(self, batch: _BatchWait) -> None:
+        # A wait whose request is not answered yet ends when the answer (or its timeout) comes.
+        if batch.acked:
+            self._drop_wait(batch, None)
+
+    def _forget(self, batch: _BatchWait, uuids: list[bytes]) -> None:
+        for uuid in uuids:
+            batch.missing.discard(uuid)
+            batches = self._waits.get(uuid)
+            if batches is not None and batch in batches:
+                batches.remove(batch)
+                if not batches:
+                    del self._waits[uuid]
+
+    def _drop_wait(self, batch: _BatchWait, error: BaseException | None) -> None:
+        """Stop waiting for the batch: resolve it with what was found, or fail it."""
+        self._forget(batch, list(batch.missing))
+        if error is not None:
+            batch.fail(error)
+        else:
+            batch.resolve()
+
+    def _on_notify(self, notify: Notify) -> None:
+        for snapshot in notify.snapshots:
+            uuid = snapshot.envelope.uuid
+            for batch in self._waits.pop(uuid, ()):
+                batch.found[uuid] = snapshot
+                batch.missing.discard(uuid)
+                if not batch.missing and batch.acked:
+                    batch.resolve()
+
+    def _ping_while_waiting(self) -> None:
+        """While results are awaited, check the broker is alive and has not restarted."""
+        if not self._waits:
+            self._pinging = False
+            return
+
+        def on_reply(reply: Reply) -> None:
+            boot_id = reply.value
+            if self._boot_id is not None and boot_id != self._boot_id:
+                log.warning("the broker at %s restarted; asking it again for %d awaited task(s)",
+                            self.url, len(self._waits))
+                self._rewait()
+            self._boot_id = boot_id
+
+        self._request(lambda req_id: Ping(req_id), on_reply, lambda error: None)
+        self._timers.call_later(self.ping_interval, self._ping_while_waiting)
+
+    def _rewait(self) -> None:
+        """Register every open wait again with a broker that restarted."""
+        batches = {id(b): b for bs in self._waits.values() for b in bs}
+        for batch in batches.values():
+            self._send_wait(batch, after_restart=True)
+
+
+def _fail(future: Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)

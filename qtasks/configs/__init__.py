@@ -1,0 +1,3 @@
+from qtasks.configs.config import QueueConfig
+
+__all__ = ["QueueConfig"]

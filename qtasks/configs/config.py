@@ -1,0 +1,85 @@
+"""``QueueConfig``: the app's settings, overridable from ``QTASKS_<FIELD>`` environment variables."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar
+
+Subscriber = Callable[["QueueConfig", str, Any], None]
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass
+class QueueConfig:
+    max_tasks_process: int = 10
+    """Tasks one worker process runs at once (its credit at the broker)."""
+    running_older_tasks: bool = False
+    delete_finished_tasks: bool = False
+    task_default_priority: int = 0
+    task_default_decode: Callable[..., Any] | None = None
+    logs_default_level_server: int = logging.INFO
+    logs_default_level_client: int = logging.INFO
+    logs_format: str = "%(asctime)s [%(name)s: %(levelname)s] (%(subname)s) %(message)s"
+    result_time_interval: float = 1.0
+    """Kept for upstream compatibility; results are pushed, never polled."""
+    result_statuses_end: list[str] = field(default_factory=lambda: ["success", "error", "cancel"])
+    environ_prefix: str = "QTASKS_"
+    broker_connect_timeout: float = 5.0
+    """Seconds a request may go unanswered before the broker is declared unavailable."""
+    shutdown_grace: float = 30.0
+    """Seconds a stopping worker process gives its running tasks to finish."""
+
+    global_config_status_ttl: ClassVar[int] = 20
+    global_config_status_set_periodic: ClassVar[int] = 17
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_subscribers", [])
+        object.__setattr__(self, "_dynamic", {})
+        self._apply_environment()
+
+    def _apply_environment(self) -> None:
+        prefix = self.environ_prefix
+        for f in fields(self):
+            raw = os.environ.get(prefix + f.name.upper())
+            if raw is None:
+                continue
+            current = getattr(self, f.name)
+            try:
+                value = _cast(raw, current)
+            except (TypeError, ValueError):
+                continue
+            object.__setattr__(self, f.name, value)
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(config, key, value)`` after every assignment."""
+        self._subscribers.append(callback)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key.startswith("_") or key in {f.name for f in fields(self)}:
+            object.__setattr__(self, key, value)
+        else:
+            self._dynamic[key] = value
+        for callback in getattr(self, "_subscribers", ()):
+            callback(self, key, value)
+
+    def __getattr__(self, key: str) -> Any:
+        dynamic = self.__dict__.get("_dynamic", {})
+        if key in dynamic:
+            return dynamic[key]
+        raise AttributeError(f"QueueConfig has no setting {key!r}")
+
+
+def _cast(raw: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        return raw.strip().lower() in _TRUE
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, list):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if current is None or isinstance(current, str):
+        return raw
+    raise TypeError(type(current))

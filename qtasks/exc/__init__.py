@@ -1,0 +1,164 @@
+"""Every exception QTasks raises on purpose, in one place.
+
+::
+
+    QTasksError
+    ├── ProtocolError                   a frame that does not follow qtasks.protocol
+    │   ├── DecodeError                 malformed bytes / wrong shape (carries the data)
+    │   └── ProtocolVersionError        a peer speaking another protocol version
+    ├── BrokerUnavailableError          no broker answered at the URL (also ConnectionError)
+    ├── BrokerReplyError                the broker refused a request (carries its code)
+    ├── TaskLostError                   the broker no longer knows a task a client waits for
+    ├── UnserializableArgumentError     an argument msgpack cannot carry (also TypeError)
+    ├── UnserializableResultError       a task returned a value msgpack cannot carry (also TypeError)
+    ├── UnknownTaskError                a task name no worker registered (also LookupError)
+    └── AppLoadError                    ``-A module:app`` could not be loaded
+
+    TaskCancelError(RuntimeError)       raised inside a task to end it with status "cancel"
+    TaskPluginTriggerError(Exception)   raised inside a task for plugins to handle
+
+The last two keep upstream QTasks' bases so ``except RuntimeError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class QTasksError(Exception):
+    """Base class of the errors QTasks raises itself."""
+
+
+class ProtocolError(QTasksError):
+    """A message does not follow the wire format of :mod:`qtasks.protocol`."""
+
+
+class DecodeError(ProtocolError):
+    """Bytes that cannot be decoded into a message; ``data`` and ``cause`` say what and why."""
+
+    def __init__(self, message: str, data: Any = None, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.data = data
+        self.cause = cause
+
+
+class ProtocolVersionError(ProtocolError):
+    """The peer speaks another protocol version."""
+
+    def __init__(self, theirs: str, ours: int) -> None:
+        super().__init__(
+            f"protocol version mismatch: the peer speaks {theirs!r}, this side speaks version {ours}; "
+            "upgrade the older side so both run the same qtasks release"
+        )
+        self.theirs = theirs
+        self.ours = ours
+
+
+class BrokerUnavailableError(QTasksError, ConnectionError):
+    """No broker answered at ``url`` within ``waited`` seconds."""
+
+    def __init__(self, url: str, waited: float) -> None:
+        super().__init__(
+            f"no QTasks broker answered at {url} within {waited:g} s. Start one with "
+            f"`qtasks-broker --bind {url}`, or run `qtasks -A module:app run` (or app.run_forever()), "
+            "which hosts a broker itself when none is running; set QTASKS_BROKER_URL or "
+            "QueueTasks(broker_url=...) if the broker listens elsewhere"
+        )
+        self.url = url
+        self.waited = waited
+
+
+class BrokerReplyError(QTasksError):
+    """The broker answered a request with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"broker refused the request ({code}): {message}")
+        self.code = code
+        self.message = message
+
+
+class TaskLostError(QTasksError):
+    """The broker restarted without persistence and no longer knows these tasks."""
+
+    def __init__(self, uuids: list[Any]) -> None:
+        shown = ", ".join(str(u) for u in uuids[:5]) + (" ..." if len(uuids) > 5 else "")
+        super().__init__(
+            f"the broker restarted and does not know task(s) {shown}: it keeps tasks in memory "
+            "unless started with a data directory; submit them again"
+        )
+        self.uuids = uuids
+
+
+class UnserializableArgumentError(QTasksError, TypeError):
+    """A task argument msgpack cannot carry; raised before anything is sent."""
+
+    def __init__(self, task_name: str, argument: str, value: Any, detail: str = "") -> None:
+        kind = type(value).__qualname__
+        super().__init__(
+            f"task {task_name!r}: argument {argument} of type {kind} cannot be sent to a worker"
+            f"{' (' + detail + ')' if detail else ''}; pass msgpack-native values (None, bool, int, "
+            "float, str, bytes, list, tuple, dict) and convert other objects first"
+        )
+        self.task_name = task_name
+        self.argument = argument
+        self.value_type = type(value)
+
+
+class UnserializableResultError(QTasksError, TypeError):
+    """A task's return value msgpack cannot carry."""
+
+    def __init__(self, task_name: str, value: Any) -> None:
+        super().__init__(
+            f"task {task_name!r} returned a {type(value).__qualname__}, which msgpack cannot carry; "
+            "return msgpack-native values or give the task a decode= callable that converts it"
+        )
+        self.task_name = task_name
+
+
+class UnknownTaskError(QTasksError, LookupError):
+    """A worker got a task name that its app did not register."""
+
+    def __init__(self, task_name: str, known: list[str], close: list[str]) -> None:
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(sorted(known)[:20]) or "none"
+        super().__init__(
+            f"unknown task {task_name!r}{hint} (tasks registered on this worker: {listing})"
+        )
+        self.task_name = task_name
+        self.close_matches = close
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class AppLoadError(QTasksError):
+    """The ``-A module:attribute`` given on the command line does not name an app."""
+
+
+class TaskCancelError(RuntimeError):
+    """Raised inside a task (``self.ctx.cancel(reason)``) to end it with status ``cancel``."""
+
+
+class TaskPluginTriggerError(Exception):
+    """Raised inside a task for the ``task_executor_run_task_trigger_error`` plugins."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args)
+        self.kwargs = kwargs
+
+
+__all__ = [
+    "AppLoadError",
+    "BrokerReplyError",
+    "BrokerUnavailableError",
+    "DecodeError",
+    "ProtocolError",
+    "ProtocolVersionError",
+    "QTasksError",
+    "TaskCancelError",
+    "TaskLostError",
+    "TaskPluginTriggerError",
+    "UnknownTaskError",
+    "UnserializableArgumentError",
+    "UnserializableResultError",
+]

@@ -1,0 +1,4 @@
+from qtasks.executors.base import BaseTaskExecutor
+from qtasks.executors.task_executor import AsyncTaskExecutor
+
+__all__ = ["AsyncTaskExecutor", "BaseTaskExecutor"]

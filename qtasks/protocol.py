@@ -1,0 +1,591 @@
+"""The QTasks wire format. This is the only module that knows it.
+
+Every message is a ZeroMQ multipart message of three frames (the broker's ROUTER
+socket adds the peer identity in front)::
+
+    [ HEADER      | COMMAND  | BODY    ]
+      b"QTASKS/1"   b"SUBMIT"  msgpack
+
+Commands and bodies (``uuid`` = 16 raw bytes; ``envelope``, ``delivery``,
+``outcome`` and ``snapshot`` are the arrays drawn further down)::
+
+    client -> broker   SUBMIT    [req_id, wait_seconds | nil, [envelope, ...]]
+                       WAIT      [req_id, [uuid, ...], wait_seconds]
+                       GET       [req_id, [uuid, ...]]
+                       STATS     [req_id]
+                       PING      [req_id]
+    broker -> client   REPLY     [req_id, value]          value depends on the request
+                       NOTIFY    [snapshot, ...]          pushed when a waited-for task ends
+                       ERROR     [req_id | nil, code, message]
+    worker -> broker   READY     {queue, concurrency, pid, host, replaces, cause, running}
+                                 (concurrency = credit; 0 = draining; running = [[uuid, attempt], ...])
+                       HEARTBEAT []
+                       RESULT    [outcome, ...]
+                       RETURN    [[uuid, attempt], ...]   handed back unstarted: no attempt counted
+                       BYE       []
+    broker -> worker   WELCOME   [boot_id, heartbeat_interval, heartbeat_liveness]
+                       DISPATCH  [delivery, ...]
+                       HEARTBEAT []
+                       ERROR     [nil, code, message]
+
+    envelope  [uuid, task_name, queue, priority, created_at, payload, metadata]
+    delivery  [envelope, attempt]
+    outcome   [uuid, attempt, status, returning, traceback, finished_at, extra]
+    snapshot  [envelope, status, returning, traceback, updated_at, attempts, extra]
+
+``payload`` is msgpack of ``[args, kwargs]`` and ``returning`` msgpack of the result:
+both stay opaque bytes to the broker, which never unpacks user data.
+Anything that does not fit raises :class:`~qtasks.exc.DecodeError` (or
+:class:`~qtasks.exc.ProtocolVersionError`), never another exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Sequence, Union
+
+import msgpack
+
+from qtasks.exc import (
+    DecodeError,
+    ProtocolVersionError,
+    UnserializableArgumentError,
+    UnserializableResultError,
+)
+
+VERSION = 1
+HEADER = b"QTASKS/%d" % VERSION
+_HEADER_PREFIX = b"QTASKS/"
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+UUID_SIZE = 16
+
+Frames = list[bytes]
+
+
+# --------------------------------------------------------------------------- values
+
+
+def pack_value(value: Any) -> bytes:
+    """Pack one user value (a task result). Raises ``TypeError``/``ValueError`` when msgpack can't."""
+    return msgpack.packb(value, use_bin_type=True, datetime=True)
+
+
+def unpack_value(raw: bytes) -> Any:
+    """Unpack a value packed by :func:`pack_value`."""
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False, timestamp=3)
+
+
+def pack_arguments(task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
+                   max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
+    """Pack a task call's arguments, naming the first argument that cannot travel."""
+    try:
+        payload = msgpack.packb([args, kwargs], use_bin_type=True, datetime=True)
+    except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError ...
+        raise _argument_error(task_name, args, kwargs, exc) from exc
+    if len(payload) > max_size:
+        sizes = [(f"#{i}", a) for i, a in enumerate(args)] + [(repr(k), v) for k, v in kwargs.items()]
+        name, value = max(sizes, key=lambda item: len(pack_value(item[1])), default=("", None))
+        raise UnserializableArgumentError(
+            task_name, name, value,
+            f"the arguments take {len(payload)} bytes, over the {max_size}-byte message limit; "
+            "pass a reference (a path, a key) instead of the data",
+        )
+    return payload
+
+
+def _argument_error(task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
+                    exc: Exception) -> UnserializableArgumentError:
+    named = [(f"#{i}", a) for i, a in enumerate(args)] + [(repr(k), v) for k, v in kwargs.items()]
+    for name, value in named:
+        try:
+            pack_value(value)
+        except Exception as culprit:
+            return UnserializableArgumentError(task_name, name, value, str(culprit))
+    for key in kwargs:
+        if not isinstance(key, str):
+            return UnserializableArgumentError(task_name, f"keyword {key!r}", key, "keyword names must be str")
+    return UnserializableArgumentError(task_name, "list", args, str(exc))
+
+
+def unpack_arguments(payload: bytes) -> tuple[list[Any], dict[str, Any]]:
+    """Unpack ``[args, kwargs]`` packed by :func:`pack_arguments`."""
+    try:
+        args, kwargs = unpack_value(payload)
+    except Exception as exc:
+        raise DecodeError("task arguments are not a msgpack [args, kwargs] pair", payload[:64], exc) from exc
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise DecodeError("task arguments are not a msgpack [args, kwargs] pair", payload[:64])
+    return args, kwargs
+
+
+def pack_result(task_name: str, value: Any) -> bytes:
+    """Pack a task's return value, or raise :class:`UnserializableResultError`."""
+    try:
+        return pack_value(value)
+    except Exception as exc:
+        raise UnserializableResultError(task_name, value) from exc
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _uuid(value: Any) -> bytes:
+    _check(isinstance(value, bytes) and len(value) == UUID_SIZE, "a task uuid must be 16 raw bytes")
+    return value
+
+
+def _uuids(value: Any) -> list[bytes]:
+    _check(isinstance(value, list), "expected an array of uuids")
+    return [_uuid(item) for item in value]
+
+
+def _int(value: Any, what: str) -> int:
+    _check(isinstance(value, int) and not isinstance(value, bool), f"{what} must be an integer")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{what} must be a number")
+    return float(value)
+
+
+def _optional_number(value: Any, what: str) -> float | None:
+    return None if value is None else _number(value, what)
+
+
+def _str(value: Any, what: str) -> str:
+    _check(isinstance(value, str), f"{what} must be a string")
+    return value
+
+
+def _optional(value: Any, kind: type, what: str) -> Any:
+    _check(value is None or isinstance(value, kind), f"{what} must be {kind.__name__} or nil")
+    return value
+
+
+def _array(value: Any, size: int, what: str) -> list[Any]:
+    _check(isinstance(value, list) and len(value) == size, f"{what} must be an array of {size} items")
+    return value
+
+
+def _map(value: Any, what: str) -> dict[str, Any]:
+    _check(isinstance(value, dict), f"{what} must be a map")
+    return value
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEnvelope:
+    """A task as the client built it; never changes after submit."""
+
+    uuid: bytes
+    task_name: str
+    queue: str
+    priority: int
+    created_at: float
+    payload: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> list[Any]:
+        return [self.uuid, self.task_name, self.queue, self.priority, self.created_at,
+                self.payload, self.metadata]
+
+    @classmethod
+    def from_wire(cls, item: Any) -> TaskEnvelope:
+        uuid, name, queue, priority, created_at, payload, metadata = _array(item, 7, "an envelope")
+        _check(isinstance(payload, bytes), "an envelope payload must be bytes")
+        _check(bool(name) and isinstance(name, str), "a task name must be a non-empty string")
+        return cls(_uuid(uuid), name, _str(queue, "queue"), _int(priority, "priority"),
+                   _number(created_at, "created_at"), payload, _map(metadata, "metadata"))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt at running an envelope, as the broker hands it to a worker."""
+
+    envelope: TaskEnvelope
+    attempt: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.envelope.to_wire(), self.attempt]
+
+    @classmethod
+    def from_wire(cls, item: Any) -> Delivery:
+        envelope, attempt = _array(item, 2, "a delivery")
+        return cls(TaskEnvelope.from_wire(envelope), _int(attempt, "attempt"))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """How one delivery ended, as a worker reports it."""
+
+    uuid: bytes
+    attempt: int
+    status: str
+    returning: bytes | None = None
+    traceback: str | None = None
+    finished_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> list[Any]:
+        return [self.uuid, self.attempt, self.status, self.returning, self.traceback,
+                self.finished_at, self.extra]
+
+    @classmethod
+    def from_wire(cls, item: Any) -> TaskOutcome:
+        uuid, attempt, status, returning, traceback, finished_at, extra = _array(item, 7, "an outcome")
+        return cls(_uuid(uuid), _int(attempt, "attempt"), _str(status, "status"),
+                   _optional(returning, bytes, "returning"), _optional(traceback, str, "traceback"),
+                   _number(finished_at, "finished_at"), _map(extra, "extra"))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSnapshot:
+    """A task record as the broker shows it to clients."""
+
+    envelope: TaskEnvelope
+    status: str
+    returning: bytes | None
+    traceback: str | None
+    updated_at: float
+    attempts: int
+    extra: dict[str, Any]
+
+    def to_wire(self) -> list[Any]:
+        return [self.envelope.to_wire(), self.status, self.returning, self.traceback,
+                self.updated_at, self.attempts, self.extra]
+
+    @classmethod
+    def from_wire(cls, item: Any) -> TaskSnapshot:
+        envelope, status, returning, traceback, updated_at, attempts, extra = _array(item, 7, "a snapshot")
+        return cls(TaskEnvelope.from_wire(envelope), _str(status, "status"),
+                   _optional(returning, bytes, "returning"), _optional(traceback, str, "traceback"),
+                   _number(updated_at, "updated_at"), _int(attempts, "attempts"), _map(extra, "extra"))
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    COMMAND: ClassVar[bytes] = b"SUBMIT"
+    req_id: int
+    wait: float | None
+    envelopes: list[TaskEnvelope]
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.wait, [e.to_wire() for e in self.envelopes]]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Submit:
+        req_id, wait, envelopes = _array(body, 3, "SUBMIT")
+        _check(isinstance(envelopes, list), "SUBMIT needs an array of envelopes")
+        return cls(_int(req_id, "req_id"), _optional_number(wait, "wait"),
+                   [TaskEnvelope.from_wire(e) for e in envelopes])
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    COMMAND: ClassVar[bytes] = b"WAIT"
+    req_id: int
+    uuids: list[bytes]
+    wait: float
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.uuids, self.wait]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Wait:
+        req_id, uuids, wait = _array(body, 3, "WAIT")
+        return cls(_int(req_id, "req_id"), _uuids(uuids), _number(wait, "wait"))
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    COMMAND: ClassVar[bytes] = b"GET"
+    req_id: int
+    uuids: list[bytes]
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.uuids]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Get:
+        req_id, uuids = _array(body, 2, "GET")
+        return cls(_int(req_id, "req_id"), _uuids(uuids))
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    COMMAND: ClassVar[bytes] = b"STATS"
+    req_id: int
+
+    def body(self) -> list[Any]:
+        return [self.req_id]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Stats:
+        (req_id,) = _array(body, 1, "STATS")
+        return cls(_int(req_id, "req_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    COMMAND: ClassVar[bytes] = b"PING"
+    req_id: int
+
+    def body(self) -> list[Any]:
+        return [self.req_id]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Ping:
+        (req_id,) = _array(body, 1, "PING")
+        return cls(_int(req_id, "req_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to the request with ``req_id``; the request decides the value's shape."""
+
+    COMMAND: ClassVar[bytes] = b"REPLY"
+    req_id: int
+    value: Any
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.value]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Reply:
+        req_id, value = _array(body, 2, "REPLY")
+        return cls(_int(req_id, "req_id"), value)
+
+    # Shapes of ``value`` per request, kept here with the rest of the wire format.
+    @staticmethod
+    def submit_value(accepted: int, boot_id: bytes) -> list[Any]:
+        return [accepted, boot_id]
+
+    def as_submit_ack(self) -> tuple[int, bytes]:
+        accepted, boot_id = _array(self.value, 2, "a SUBMIT reply")
+        return _int(accepted, "accepted"), boot_id
+
+    @staticmethod
+    def wait_value(unknown: list[bytes], boot_id: bytes) -> list[Any]:
+        return [unknown, boot_id]
+
+    def as_wait_ack(self) -> tuple[list[bytes], bytes]:
+        unknown, boot_id = _array(self.value, 2, "a WAIT reply")
+        return _uuids(unknown), boot_id
+
+    @staticmethod
+    def get_value(snapshots: Iterable[TaskSnapshot | None]) -> list[Any]:
+        return [None if s is None else s.to_wire() for s in snapshots]
+
+    def as_snapshots(self) -> list[TaskSnapshot | None]:
+        _check(isinstance(self.value, list), "a GET reply must be an array")
+        return [None if s is None else TaskSnapshot.from_wire(s) for s in self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Pushed to a client when tasks it waits for reach a final status."""
+
+    COMMAND: ClassVar[bytes] = b"NOTIFY"
+    snapshots: list[TaskSnapshot]
+
+    def body(self) -> list[Any]:
+        return [s.to_wire() for s in self.snapshots]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Notify:
+        _check(isinstance(body, list), "NOTIFY needs an array of snapshots")
+        return cls([TaskSnapshot.from_wire(s) for s in body])
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """A request (``req_id``) or a message (``req_id`` nil) was refused."""
+
+    COMMAND: ClassVar[bytes] = b"ERROR"
+    req_id: int | None
+    code: str
+    message: str
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.code, self.message]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Error:
+        req_id, code, message = _array(body, 3, "ERROR")
+        return cls(_optional(req_id, int, "req_id"), _str(code, "code"), _str(message, "message"))
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A worker process announces itself, its queue and its credit (free slots)."""
+
+    COMMAND: ClassVar[bytes] = b"READY"
+    queue: str
+    concurrency: int
+    pid: int
+    host: str
+    replaces: int | None = None
+    """Pid (same host) of an earlier worker process this one takes over from."""
+    cause: str | None = None
+    """Why that process ended, e.g. ``signal 9, SIGKILL``."""
+    running: list[tuple[bytes, int]] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        return {"queue": self.queue, "concurrency": self.concurrency, "pid": self.pid,
+                "host": self.host, "replaces": self.replaces, "cause": self.cause,
+                "running": [list(item) for item in self.running]}
+
+    @classmethod
+    def from_body(cls, body: Any) -> Ready:
+        body = _map(body, "READY")
+        running = body.get("running", [])
+        _check(isinstance(running, list), "running must be an array")
+        pairs = [(_uuid(u), _int(a, "attempt")) for u, a in (_array(r, 2, "a running item") for r in running)]
+        concurrency = _int(body.get("concurrency"), "concurrency")
+        _check(concurrency >= 0, "concurrency must not be negative")
+        return cls(_str(body.get("queue"), "queue"), concurrency, _int(body.get("pid"), "pid"),
+                   _str(body.get("host"), "host"), _optional(body.get("replaces"), int, "replaces"),
+                   _optional(body.get("cause"), str, "cause"), pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    COMMAND: ClassVar[bytes] = b"WELCOME"
+    boot_id: bytes
+    heartbeat_interval: float
+    heartbeat_liveness: int
+
+    def body(self) -> list[Any]:
+        return [self.boot_id, self.heartbeat_interval, self.heartbeat_liveness]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Welcome:
+        boot_id, interval, liveness = _array(body, 3, "WELCOME")
+        return cls(_optional(boot_id, bytes, "boot_id"), _number(interval, "heartbeat_interval"),
+                   _int(liveness, "heartbeat_liveness"))
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    COMMAND: ClassVar[bytes] = b"HEARTBEAT"
+
+    def body(self) -> list[Any]:
+        return []
+
+    @classmethod
+    def from_body(cls, body: Any) -> Heartbeat:
+        _array(body, 0, "HEARTBEAT")
+        return _HEARTBEAT
+
+
+_HEARTBEAT = Heartbeat()
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    COMMAND: ClassVar[bytes] = b"DISPATCH"
+    deliveries: list[Delivery]
+
+    def body(self) -> list[Any]:
+        return [d.to_wire() for d in self.deliveries]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Dispatch:
+        _check(isinstance(body, list), "DISPATCH needs an array of deliveries")
+        return cls([Delivery.from_wire(d) for d in body])
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    COMMAND: ClassVar[bytes] = b"RESULT"
+    outcomes: list[TaskOutcome]
+
+    def body(self) -> list[Any]:
+        return [o.to_wire() for o in self.outcomes]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Result:
+        _check(isinstance(body, list), "RESULT needs an array of outcomes")
+        return cls([TaskOutcome.from_wire(o) for o in body])
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    """Deliveries a stopping worker hands back without running them to the end."""
+
+    COMMAND: ClassVar[bytes] = b"RETURN"
+    items: list[tuple[bytes, int]]
+
+    def body(self) -> list[Any]:
+        return [list(item) for item in self.items]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Return:
+        _check(isinstance(body, list), "RETURN needs an array of [uuid, attempt]")
+        return cls([(_uuid(u), _int(a, "attempt")) for u, a in (_array(i, 2, "a RETURN item") for i in body)])
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    COMMAND: ClassVar[bytes] = b"BYE"
+
+    def body(self) -> list[Any]:
+        return []
+
+    @classmethod
+    def from_body(cls, body: Any) -> Bye:
+        _array(body, 0, "BYE")
+        return cls()
+
+
+Message = Union[Submit, Wait, Get, Stats, Ping, Reply, Notify, Error, Ready, Welcome, Heartbeat,
+                Dispatch, Result, Return, Bye]
+
+_BY_COMMAND: dict[bytes, Any] = {
+    cls.COMMAND: cls
+    for cls in (Submit, Wait, Get, Stats, Ping, Reply, Notify, Error, Ready, Welcome, Heartbeat,
+                Dispatch, Result, Return, Bye)
+}
+
+
+def encode(message: Message) -> Frames:
+    """The frames of ``message``, ready for ``send_multipart``."""
+    return [HEADER, message.COMMAND, msgpack.packb(message.body(), use_bin_type=True)]
+
+
+def decode(frames: Sequence[bytes]) -> Message:
+    """The message in ``frames``; raises DecodeError or ProtocolVersionError and nothing else."""
+    if len(frames) != 3:
+        raise DecodeError(f"expected 3 frames [header, command, body], got {len(frames)}", len(frames))
+    header, command, body = frames
+    if header != HEADER:
+        if header[:len(_HEADER_PREFIX)] == _HEADER_PREFIX:
+            raise ProtocolVersionError(bytes(header[:32]).decode("ascii", "replace"), VERSION)
+        raise DecodeError("not a QTasks message: the first frame is not a protocol header", bytes(header[:32]))
+    cls = _BY_COMMAND.get(bytes(command))
+    if cls is None:
+        raise DecodeError(f"unknown command {bytes(command[:32])!r}", bytes(command[:32]))
+    try:
+        obj = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:
+        raise DecodeError(f"{cls.__name__.upper()} body is not valid msgpack: {exc}", bytes(body[:64]), exc) from exc
+    try:
+        return cls.from_body(obj)
+    except Exception as exc:
+        raise DecodeError(f"{cls.__name__.upper()} body has the wrong shape: {exc}", obj, exc) from exc
+
+
+def error_frames(req_id: int | None, code: str, message: str) -> Frames:
+    """Frames of an ERROR reply (a shortcut the broker uses on its error paths)."""
+    return encode(Error(req_id, code, message))

@@ -1,0 +1,49 @@
+"""``qtasks.QueueTasks``: the sync face of the app (every call blocks the calling thread)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Union
+from uuid import UUID
+
+from qtasks.base.qtasks import BaseQueueTasks, TaskCall
+from qtasks.registries.task import SyncTask
+from qtasks.schemas.task import Task
+
+
+class QueueTasks(BaseQueueTasks):
+    """A task-queue app. Safe to share between threads.
+
+    ``add_task`` returns the stored ``Task`` (status ``new``) at once, or with
+    ``timeout`` waits for it to end and returns it, or None if it did not end in time.
+    """
+
+    _method = "sync"
+    _task_class = SyncTask
+
+    def add_task(self, task_name: str, *args: Any, priority: Optional[int] = None,
+                 timeout: Optional[float] = None, **kwargs: Any) -> Optional[Task]:
+        return self._add_task_call(task_name, args, kwargs, priority, timeout).result()
+
+    def add_tasks(self, calls: Iterable[TaskCall], *,
+                  timeout: Optional[float] = None) -> list[Optional[Task]]:
+        """Submit many calls in one message: ``app.add_tasks([add(1, 2), add(3, 4)], timeout=10)``."""
+        return self._add_tasks_call(calls, timeout).result()
+
+    def get(self, uuid: Union[UUID, str]) -> Optional[Task]:
+        return self._get_call(uuid).result()
+
+    def broker_stats(self) -> dict[str, Any]:
+        """Queue depths, connected workers, in-flight tasks and totals, as the broker reports them."""
+        return self._stats_call().result()
+
+    def run_forever(self, starter: Any = None, num_workers: int = 4, reset_config: bool = True) -> None:
+        """Serve tasks with ``num_workers`` worker processes until SIGTERM or Ctrl+C.
+
+        With no broker listening at the app's broker URL, one is hosted here for as long as this runs.
+        """
+        code = self._serve(num_workers)
+        if code:
+            raise SystemExit(code)
+
+    def stop(self) -> None:
+        self._stop()

@@ -1,0 +1,385 @@
+"""A worker process actor: one anyio event loop, one DEALER socket, K task slots.
+
+::
+
+    broker ──DISPATCH──▶ receive loop ──▶ inbox (≤ K deliveries: the broker never sends more)
+                                            │
+                              K slots ◀─────┘   each: executor.execute() → TaskOutcome
+                                            │
+    broker ◀──RESULT (batched)── flush loop ◀┘
+    broker ◀─HEARTBEAT── heartbeat loop (every interval, from the loop itself: a blocked loop
+                          stops them, and the broker then declares this process lost)
+
+Stopping (SIGTERM, or the supervisor vanished): announce credit 0, hand back
+deliveries not yet started (RETURN, no attempt counted), let running tasks finish
+within the grace period, then BYE. SIGQUIT (the supervisor's second stop request)
+or the end of the grace period hands back what still runs and exits with code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional
+from uuid import UUID
+
+import anyio
+import multiprocess
+import zmq
+import zmq.asyncio
+
+from qtasks.exc import DecodeError, ProtocolVersionError, TaskCancelError, UnknownTaskError
+from qtasks.protocol import (
+    Bye,
+    Delivery,
+    Dispatch,
+    Error,
+    Heartbeat,
+    Message,
+    Ready,
+    Result,
+    Return,
+    TaskOutcome,
+    Welcome,
+    decode,
+    encode,
+    pack_result,
+    unpack_arguments,
+)
+from qtasks.schemas.task_exec import TaskPrioritySchema
+from qtasks.worker.signals import unblock_stop_signals
+
+log = logging.getLogger("qtasks.worker")
+_HEARTBEAT = Heartbeat()
+
+DEFAULT_HEARTBEAT_INTERVAL = 1.0
+DEFAULT_HEARTBEAT_LIVENESS = 3
+LINGER_MS = 2000
+"""How long a stopping worker keeps trying to deliver its last RESULT/RETURN/BYE."""
+
+
+class WorkerActor:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        url: str,
+        concurrency: int,
+        grace: float,
+        replaces: Optional[int] = None,
+        cause: Optional[str] = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.app = app
+        self.url = url
+        self.concurrency = concurrency
+        self.grace = grace
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.identity = f"{self.host}/{self.pid}/{os.urandom(3).hex()}".encode()
+        self._replaces = replaces
+        self._cause = cause
+        self._interval = DEFAULT_HEARTBEAT_INTERVAL
+        self._liveness = DEFAULT_HEARTBEAT_LIVENESS
+        self._boot_id: Optional[bytes] = None
+        self._last_heard = time.monotonic()
+        self._ready_sent_at = float("-inf")
+        self._registered = False
+        self._draining = False
+        self._exit_code = 0
+        self._running: dict[bytes, int] = {}
+        self._socket: Optional[zmq.asyncio.Socket] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        """Deliveries not yet started. A plain asyncio queue: anyio memory streams cost ~10 µs an
+        item here, and this loop always runs on anyio's asyncio backend."""
+        self._outbox: list[TaskOutcome] = []
+        self._flush_at = max(1, concurrency // 4)
+        self._stop_requested: Optional[anyio.Event] = None
+        self._idle: Optional[anyio.Event] = None
+        self._grace_scope: Optional[anyio.CancelScope] = None
+        self._heartbeat_wait: Optional[anyio.CancelScope] = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        """Serve until stopped; returns the process exit code."""
+        return anyio.run(self._main, backend="asyncio")
+
+    async def _main(self) -> int:
+        context = zmq.asyncio.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.identity)
+        sock.setsockopt(zmq.LINGER, LINGER_MS)
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.setsockopt(zmq.RCVHWM, 100_000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+        sock.connect(self.url)
+        self._socket = sock
+        self._loop = asyncio.get_running_loop()
+        # Threads for plain-def tasks, one per slot. (anyio's worker threads are not daemon
+        # threads and were seen keeping a stopped worker process alive.)
+        threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="qtasks-task")
+        self._loop.set_default_executor(threads)
+        self._stop_requested = anyio.Event()
+        self._handle_stop_signals()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._receive_loop)
+                tg.start_soon(self._heartbeat_loop)
+                tg.start_soon(self._watch_parent)
+                for _ in range(self.concurrency):
+                    tg.start_soon(self._slot)
+                self._send_ready()
+                log.info("worker process %d serving %r for %s with %d slots",
+                         self.pid, self.app.name, self.url, self.concurrency)
+                await self._stop_requested.wait()
+                await self._drain()
+                tg.cancel_scope.cancel()
+        finally:
+            sock.close()
+            context.term()
+        log.info("worker process %d stopped (exit code %d)", self.pid, self._exit_code)
+        if self._exit_code:
+            # A hard stop: task threads may still run functions nobody waits for any more.
+            logging.shutdown()
+            os._exit(self._exit_code)
+        threads.shutdown(wait=True)
+        return self._exit_code
+
+    def request_stop(self, now: bool = False) -> None:
+        """Begin a graceful stop (idempotent); ``now`` cuts the grace period short."""
+        assert self._stop_requested is not None
+        if now:
+            self._exit_code = 1
+            if self._grace_scope is not None:
+                self._grace_scope.cancel()
+        self._stop_requested.set()
+
+    async def _drain(self) -> None:
+        self._draining = True
+        self._send_ready()  # credit 0: the broker sends nothing more
+        queued = []
+        while not self._inbox.empty():
+            queued.append(self._inbox.get_nowait())
+        self._hand_back([(d.envelope.uuid, d.attempt) for d in queued])
+        if self._running and self._exit_code == 0:
+            log.info("worker process %d stopping: waiting up to %g s for %d running task(s)",
+                     self.pid, self.grace, len(self._running))
+            self._idle = anyio.Event()
+            with anyio.move_on_after(self.grace) as self._grace_scope:
+                await self._idle.wait()
+            if self._grace_scope.cancelled_caught:
+                self._exit_code = 1
+        if self._running:
+            log.warning("worker process %d: %d task(s) did not finish in time; handing them back",
+                        self.pid, len(self._running))
+            self._hand_back(list(self._running.items()))
+            self._exit_code = 1
+        self._flush()
+        self._send(Bye())
+
+    def _hand_back(self, items: list[tuple[bytes, int]]) -> None:
+        if items:
+            for uuid, _ in items:
+                self._running.pop(uuid, None)
+            self._send(Return(items))
+
+    # ------------------------------------------------------------------ the socket
+
+    def _send(self, message: Message) -> None:
+        """Queue ``message`` on the socket without waiting; ZeroMQ keeps the order."""
+        assert self._socket is not None
+        sent = self._socket.send_multipart(encode(message))
+        if not sent.done() or sent.exception() is not None:
+            sent.add_done_callback(_report_send_failure)
+
+    def _send_ready(self) -> None:
+        self._ready_sent_at = time.monotonic()
+        self._send(Ready(
+            queue=self.app.name,
+            concurrency=0 if self._draining else self.concurrency,
+            pid=self.pid,
+            host=self.host,
+            replaces=self._replaces,
+            cause=self._cause,
+            running=list(self._running.items()),
+        ))
+
+    async def _receive_loop(self) -> None:
+        sock = self._socket
+        assert sock is not None
+        while True:
+            frames = await sock.recv_multipart()
+            self._last_heard = time.monotonic()
+            self._on_frames(frames)
+            while True:  # take everything already waiting before yielding to the slots
+                try:
+                    frames = await sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._on_frames(frames)
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        try:
+            message = decode(frames)
+        except (DecodeError, ProtocolVersionError) as exc:
+            log.error("dropped a message from the broker at %s: %s", self.url, exc)
+            return
+        if isinstance(message, Dispatch):
+            self._on_dispatch(message)
+        elif isinstance(message, Welcome):
+            if not self._registered or message.boot_id != self._boot_id:
+                log.info("registered with broker %s (boot %s)", self.url, message.boot_id.hex())
+            self._registered = True
+            self._boot_id = message.boot_id
+            if message.heartbeat_interval != self._interval:
+                self._interval = message.heartbeat_interval
+                if self._heartbeat_wait is not None:
+                    self._heartbeat_wait.cancel()
+            self._liveness = message.heartbeat_liveness
+            self._replaces = self._cause = None
+        elif isinstance(message, Error):
+            if message.code == "not-ready":
+                self._register_again()
+            else:
+                log.warning("the broker at %s reported: %s (%s)", self.url, message.message, message.code)
+        elif not isinstance(message, Heartbeat):
+            log.warning("ignored an unexpected %s from the broker", message.COMMAND.decode())
+
+    def _on_dispatch(self, message: Dispatch) -> None:
+        if self._draining:
+            self._hand_back([(d.envelope.uuid, d.attempt) for d in message.deliveries])
+            return
+        for delivery in message.deliveries:
+            self._running[delivery.envelope.uuid] = delivery.attempt
+            self._inbox.put_nowait(delivery)
+
+    def _register_again(self) -> None:
+        """The broker does not know this process (it restarted, or declared us lost): READY again."""
+        if time.monotonic() - self._ready_sent_at < self._interval:
+            return  # a READY is on its way already
+        if self._registered:
+            log.warning("the broker at %s does not know this worker any more; registering again "
+                        "with %d running task(s)", self.url, len(self._running))
+        self._registered = False
+        self._send_ready()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            with anyio.CancelScope() as self._heartbeat_wait:  # a new interval cancels the wait
+                await anyio.sleep(self._interval)  # the heartbeat period itself, not a wait for work
+            silent = time.monotonic() - self._last_heard
+            if silent > self._interval * self._liveness:
+                if self._registered:
+                    log.warning("no word from the broker at %s for %.1f s; waiting for it to come back",
+                                self.url, silent)
+                self._registered = False
+                self._register_again()
+            else:
+                self._send(_HEARTBEAT)
+
+    def _finish(self, outcome: TaskOutcome) -> None:
+        """Queue an outcome; everything finished in this turn of the loop goes out in one RESULT."""
+        outbox = self._outbox
+        outbox.append(outcome)
+        if len(outbox) == 1:
+            self._loop.call_soon(self._flush)
+        elif len(outbox) >= self._flush_at:
+            self._flush()  # free slots early, so the broker refills them while the rest run
+
+    def _flush(self) -> None:
+        if self._outbox:
+            batch, self._outbox = self._outbox, []
+            self._send(Result(batch))
+
+    def _handle_stop_signals(self) -> None:
+        """SIGTERM: stop gracefully; SIGQUIT: stop now.
+
+        Plain handlers rather than the loop's: asyncio puts the default action back when
+        its handlers are removed at shutdown, and a SIGTERM arriving then (say, from a
+        kill of the whole process group next to the supervisor's own) would kill the
+        process halfway through handing its work back.
+        """
+        loop = self._loop
+        assert loop is not None
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self.request_stop, signum == signal.SIGQUIT)
+
+        for signum in (signal.SIGTERM, signal.SIGQUIT):
+            signal.signal(signum, on_signal)
+        unblock_stop_signals()  # a stop signal that came during start-up is delivered now
+
+    async def _watch_parent(self) -> None:
+        parent = multiprocess.parent_process()
+        if parent is None or parent.sentinel is None:
+            return
+        await anyio.wait_readable(parent.sentinel)
+        log.warning("worker process %d: its supervisor is gone; stopping", self.pid)
+        self.request_stop()
+
+    # ------------------------------------------------------------------ running tasks
+
+    async def _slot(self) -> None:
+        inbox = self._inbox
+        running = self._running
+        while True:
+            delivery = await inbox.get()
+            uuid = delivery.envelope.uuid
+            if uuid not in running:  # handed back while it waited in the inbox
+                continue
+            outcome = await self._execute(delivery)
+            if running.pop(uuid, None) is not None:
+                self._finish(outcome)
+            if not running:
+                self._flush()  # nothing else will finish this turn: don't wait for it
+                if self._idle is not None:
+                    self._idle.set()
+
+    async def _execute(self, delivery: Delivery) -> TaskOutcome:
+        envelope = delivery.envelope
+        name = envelope.task_name
+        uuid = UUID(bytes=envelope.uuid)
+        extra: dict[str, Any] = {}
+        schema = self.app.tasks.get(name)
+        try:
+            if schema is None:
+                known = list(self.app.tasks)
+                raise UnknownTaskError(name, known, difflib.get_close_matches(name, known, n=3))
+            args, kwargs = unpack_arguments(envelope.payload)
+            task_broker = TaskPrioritySchema(envelope.priority, uuid, name, args, kwargs,
+                                             envelope.created_at, time.time(), delivery.attempt)
+            executor_class = schema.executor or self.app.worker.task_executor
+            executor = executor_class(task_func=schema, task_broker=task_broker, log=log,
+                                      plugins=self.app.worker.plugins)
+            log.debug("task %s %s started (attempt %d)", name, uuid, delivery.attempt)
+            result = await executor.execute()
+            returning = pack_result(name, result)
+        except TaskCancelError as exc:
+            reason = str(exc) or f"{name}.cancel"
+            log.info("task %s %s cancelled: %s", name, uuid, reason)
+            return TaskOutcome(envelope.uuid, delivery.attempt, "cancel", None, None, time.time(),
+                               {"cancel_reason": reason})
+        except Exception as exc:
+            log.error("task %s %s failed: %s: %s", name, uuid, type(exc).__name__, exc)
+            text = ("".join(traceback.format_exception_only(exc)) if isinstance(exc, UnknownTaskError)
+                    else traceback.format_exc())
+            return TaskOutcome(envelope.uuid, delivery.attempt, "error", None, text, time.time(), extra)
+        log.debug("task %s %s succeeded", name, uuid)
+        return TaskOutcome(envelope.uuid, delivery.attempt, "success", returning, None, time.time(), extra)
+
+
+def _report_send_failure(sent: "asyncio.Future[Any]") -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        log.error("could not send to the broker: %s", sent.exception())

@@ -1,0 +1,118 @@
+"""Starting and stopping the real processes tests need: the broker daemon and worker supervisors.
+
+Every process is started in its own session and stopped by PID (its process group),
+also when the test fails; every wait is bounded so a hang fails fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT = 15.0
+
+
+def read_line_matching(proc: subprocess.Popen[str], pattern: str, timeout: float) -> re.Match[str]:
+    """Read ``proc``'s stdout until a line matches ``pattern`` (bounded by ``timeout``)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no line matching {pattern!r} within {timeout} s; got {seen!r}")
+            if not selector.select(remaining):
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"process exited ({proc.wait()}) before printing {pattern!r}; got {seen!r}")
+            seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:
+    """Stop ``proc`` and everything in its process group; returns its exit code."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers in its group, if any
+    except ProcessLookupError:
+        pass
+    return proc.wait(timeout)
+
+
+def popen(args: list[str], env: Optional[dict[str, str]] = None, **kwargs: Any) -> subprocess.Popen[str]:
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    return subprocess.Popen(args, cwd=ROOT, env=full_env, text=True, start_new_session=True, **kwargs)
+
+
+@contextmanager
+def broker_process(*extra: str, heartbeat: float = 0.1, liveness: int = 3,
+                   max_attempts: int = 3) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A ``qtasks-broker`` on a free loopback port; yields (endpoint, process)."""
+    proc = popen([sys.executable, "-m", "broker_daemon", "--bind", "tcp://127.0.0.1:0",
+                  "--heartbeat-interval", str(heartbeat), "--heartbeat-liveness", str(liveness),
+                  "--max-attempts", str(max_attempts), *extra], stdout=subprocess.PIPE)
+    try:
+        endpoint = read_line_matching(proc, r"listening at (\S+)", 20).group(1)
+        yield endpoint, proc
+    finally:
+        stop_process(proc)
+
+
+@contextmanager
+def worker_process(app_spec: str, url: str, *extra: str, processes: int = 1,
+                   env: Optional[dict[str, str]] = None, **popen_kwargs: Any) -> Iterator[subprocess.Popen[str]]:
+    """``qtasks -A app_spec run --processes N --broker url`` as a subprocess."""
+    proc = popen([sys.executable, "-m", "qtasks", "-A", app_spec, "run", "--processes", str(processes),
+                  "--broker", url, *extra], env={"QTASKS_BROKER_URL": url, **(env or {})}, **popen_kwargs)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Re-check ``condition`` until it is truthy; for states nothing announces (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def worker_pids(app: Any) -> set[int]:
+    return {w["pid"] for w in app.broker_stats()["workers"]}
+
+
+def wait_for_workers(app: Any, count: int, timeout: float = 30.0) -> set[int]:
+    def registered() -> set[int] | None:
+        pids = worker_pids(app)
+        return pids if len(pids) == count else None
+
+    return wait_for(registered, timeout, f"{count} worker process(es) to register")
