@@ -191,4 +191,5 @@ class Broker:
             elif exc.errno == errno.EAGAIN:
                 self.core.undeliverable(peer, message, "its queue is full (not reading)")
             else:
-                raise
+                log.error("could not send %s to %r: %s", message.COMMAND.decode(), peer, exc)
+                self.core.undeliverable(peer, message, f"send failed: {exc.strerror}")

@@ -1,4 +1,4 @@
-"""The app of examples/main.py without the serving line, for ``qtasks -A examples.app:app run``."""
+"""An app and its tasks: served by ``python examples/main.py`` or ``qtasks -A examples.app:app run``."""
 
 import asyncio
 

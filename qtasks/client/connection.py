@@ -174,14 +174,8 @@ class BrokerConnection:
 
     def _simple(self, make: Callable[[int], Message], convert: Callable[[Reply], Any]) -> Future[Any]:
         future: Future[Any] = Future()
-
-        def on_reply(reply: Reply) -> None:
-            try:
-                future.set_result(convert(reply))
-            except Exception as exc:  # a reply of the wrong shape
-                _fail(future, DecodeError(f"malformed reply from the broker: {exc}", reply.value, exc))
-
-        self._call(lambda: self._request(make, on_reply, lambda error: _fail(future, error)))
+        self._call(lambda: self._request(make, lambda reply: future.set_result(convert(reply)),
+                                         lambda error: _fail(future, error)))
         return future
 
     def _call(self, fn: Callable[[], None]) -> None:
@@ -234,7 +228,7 @@ class BrokerConnection:
                 os.read(self._wake_r, 65536)
             calls = self._calls
             while calls:
-                calls.popleft()()
+                _guarded(calls.popleft())
             if self._socket in events:
                 self._receive()
             self._timers.run_due()
@@ -243,7 +237,7 @@ class BrokerConnection:
         closed = RuntimeError("the broker connection was closed")
         self._fail_everything(closed)
         while self._calls:  # closures queued after the loop ended: run them so they fail cleanly
-            self._calls.popleft()()
+            _guarded(self._calls.popleft())
             self._fail_everything(closed)
         if self._socket is not None:
             self._socket.close(linger=0)
@@ -283,7 +277,11 @@ class BrokerConnection:
                 request = self._pending.pop(message.req_id, None)
                 if request is not None:
                     request.timer.cancel()
-                    request.on_reply(message)
+                    try:
+                        request.on_reply(message)
+                    except Exception as exc:  # a reply of the wrong shape fails its request only
+                        request.on_fail(DecodeError(f"malformed reply from the broker: {exc}",
+                                                    message.value, exc))
             elif isinstance(message, Error):
                 self._on_error(message)
 
@@ -313,7 +311,7 @@ class BrokerConnection:
         if req_id not in self._pending:
             return
         error = BrokerUnavailableError(self.url, self.connect_timeout)
-        log.error("%s", error)
+        log.warning("%s", error)
         self._fail_everything(error)
         # Replace the socket: messages queued for a broker that is not there must not
         # reach one that starts later, after the caller was told they failed.
@@ -418,6 +416,14 @@ class BrokerConnection:
         batches = {id(b): b for bs in self._waits.values() for b in bs}
         for batch in batches.values():
             self._send_wait(batch, after_restart=True)
+
+
+def _guarded(call: Callable[[], None]) -> None:
+    """Run a caller's closure on the I/O thread; a bug in one must not stop the thread."""
+    try:
+        call()
+    except Exception:
+        log.exception("a request failed inside the client I/O thread")
 
 
 def _fail(future: Future[Any], error: BaseException) -> None:
