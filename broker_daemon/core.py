@@ -24,6 +24,7 @@ from typing import Any, Callable
 from broker_daemon.inflight import InFlightTable
 from broker_daemon.queues import PriorityQueue
 from broker_daemon.records import TaskRecord
+from broker_daemon.state import StateActor, StateOpError
 from broker_daemon.storage import MemoryStorage, Storage
 from broker_daemon.waiters import Waiters
 from broker_daemon.workers import WorkerPeer
@@ -42,6 +43,7 @@ from qtasks.protocol import (
     Reply,
     Result,
     Return,
+    StateOp,
     Stats,
     Submit,
     TaskSnapshot,
@@ -80,6 +82,7 @@ class BrokerCore:
         self.queue_workers: dict[str, list[WorkerPeer]] = {}
         self.inflight = InFlightTable()
         self.waiters = Waiters()
+        self.state = StateActor()
         self.totals: Counter[str] = Counter()
         self._outgoing: list[tuple[bytes, Message]] = []
         self._notify: dict[bytes, list[TaskSnapshot]] = {}
@@ -91,6 +94,7 @@ class BrokerCore:
             Get: self._on_get,
             Stats: self._on_stats,
             Ping: self._on_ping,
+            StateOp: self._on_state,
             Ready: self._on_ready,
             Heartbeat: self._on_heartbeat,
             Result: self._on_result,
@@ -205,6 +209,16 @@ class BrokerCore:
     def _on_ping(self, peer: bytes, msg: Ping) -> None:
         self._outgoing.append((peer, Reply(msg.req_id, self.boot_id)))
 
+    def _on_state(self, peer: bytes, msg: StateOp) -> None:
+        try:
+            result = self.state.apply(msg.namespace, msg.op, msg.args)
+        except StateOpError as exc:
+            self.totals["state_errors"] += 1
+            self.reply_error(peer, msg.req_id, "state", str(exc))
+            return
+        self.totals["state_ops"] += 1
+        self._outgoing.append((peer, Reply(msg.req_id, result)))
+
     def stats(self) -> dict[str, Any]:
         return {
             "boot_id": self.boot_id.hex(),
@@ -214,6 +228,7 @@ class BrokerCore:
             "in_flight": len(self.inflight),
             "waiters": len(self.waiters),
             "records": len(self.storage),
+            "state": self.state.stats(),
             "max_attempts": self.max_attempts,
             "totals": dict(self.totals),
         }

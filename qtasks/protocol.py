@@ -14,7 +14,9 @@ Commands and bodies (``uuid`` = 16 raw bytes; ``envelope``, ``delivery``,
                        GET       [req_id, [uuid, ...]]
                        STATS     [req_id]
                        PING      [req_id]
+                       STATE     [req_id, [app, state class, scope], op, args]   args: msgpack bytes
     broker -> client   REPLY     [req_id, value]          value depends on the request
+                                 (a STATE reply's value is msgpack bytes of the result)
                        NOTIFY    [snapshot, ...]          pushed when a waited-for task ends
                        ERROR     [req_id | nil, code, message]
     worker -> broker   READY     {queue, concurrency, pid, host, replaces, cause, running}
@@ -351,6 +353,32 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
+class StateOp:
+    """One operation on a State namespace, applied by the state actor beside the broker.
+
+    ``args`` is msgpack of the argument list, opaque to the protocol like task payloads:
+    state values are user data and may hold anything msgpack carries.
+    """
+
+    COMMAND: ClassVar[bytes] = b"STATE"
+    req_id: int
+    namespace: tuple[str, str, str]
+    op: str
+    args: bytes
+
+    def body(self) -> list[Any]:
+        return [self.req_id, list(self.namespace), self.op, self.args]
+
+    @classmethod
+    def from_body(cls, body: Any) -> StateOp:
+        req_id, namespace, op, args = _array(body, 4, "STATE")
+        app, state_class, scope = _array(namespace, 3, "a state namespace")
+        _check(isinstance(args, bytes), "STATE args must be msgpack bytes")
+        return cls(_int(req_id, "req_id"), (_str(app, "app"), _str(state_class, "state class"),
+                                            _str(scope, "scope")), _str(op, "op"), args)
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """The answer to the request with ``req_id``; the request decides the value's shape."""
 
@@ -386,6 +414,10 @@ class Reply:
     @staticmethod
     def get_value(snapshots: Iterable[TaskSnapshot | None]) -> list[Any]:
         return [None if s is None else s.to_wire() for s in snapshots]
+
+    def as_packed(self) -> bytes:
+        _check(isinstance(self.value, bytes), "a STATE reply must be msgpack bytes")
+        return self.value
 
     def as_snapshots(self) -> list[TaskSnapshot | None]:
         _check(isinstance(self.value, list), "a GET reply must be an array")
@@ -549,13 +581,13 @@ class Bye:
         return cls()
 
 
-Message = Union[Submit, Wait, Get, Stats, Ping, Reply, Notify, Error, Ready, Welcome, Heartbeat,
-                Dispatch, Result, Return, Bye]
+Message = Union[Submit, Wait, Get, Stats, Ping, StateOp, Reply, Notify, Error, Ready, Welcome,
+                Heartbeat, Dispatch, Result, Return, Bye]
 
 _BY_COMMAND: dict[bytes, Any] = {
     cls.COMMAND: cls
-    for cls in (Submit, Wait, Get, Stats, Ping, Reply, Notify, Error, Ready, Welcome, Heartbeat,
-                Dispatch, Result, Return, Bye)
+    for cls in (Submit, Wait, Get, Stats, Ping, StateOp, Reply, Notify, Error, Ready, Welcome,
+                Heartbeat, Dispatch, Result, Return, Bye)
 }
 
 

@@ -22,25 +22,37 @@ STOP_TIMEOUT = 15.0
 
 
 def read_line_matching(proc: subprocess.Popen[str], pattern: str, timeout: float) -> re.Match[str]:
-    """Read ``proc``'s stdout until a line matches ``pattern`` (bounded by ``timeout``)."""
+    """Read ``proc``'s stdout until a line matches ``pattern`` (bounded by ``timeout``).
+
+    Reads the pipe's fd directly (lines not consumed stay in a buffer kept on ``proc``):
+    a buffered reader would hold lines the selector can no longer see.
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    pending: list[str] = proc.__dict__.setdefault("_qtasks_lines", [])
+    partial: list[bytes] = proc.__dict__.setdefault("_qtasks_partial", [])
     deadline = time.monotonic() + timeout
     seen = []
     with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
         while True:
+            while pending:
+                line = pending.pop(0)
+                seen.append(line)
+                match = re.search(pattern, line)
+                if match:
+                    return match
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no line matching {pattern!r} within {timeout} s; got {seen!r}")
             if not selector.select(remaining):
                 continue
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 raise RuntimeError(f"process exited ({proc.wait()}) before printing {pattern!r}; got {seen!r}")
-            seen.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
+            *complete, rest = (b"".join(partial) + chunk).split(b"\n")
+            partial[:] = [rest]
+            pending.extend(line.decode("utf-8", "replace") for line in complete)
 
 
 def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:

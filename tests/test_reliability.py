@@ -211,14 +211,15 @@ def test_r9_broker_serves_after_the_fuzzing(small_frames_broker):
     client.close()
 
 
-def test_r15_sigterm_lets_running_tasks_finish_and_hands_back_the_rest():
+def test_r15_sigterm_lets_running_tasks_finish_and_hands_back_the_rest(tmp_path):
     with broker_process() as (url, _):
         client = QueueTasks(name="tests", broker_url=url)
         with worker_process("tests.apps.basic:app", url, "--concurrency", "3", "--grace", "10") as supervisor:
             wait_for_workers(client, 1)
             # Given three running tasks and more queued behind them
-            running = [client.add_task("nap", 0.8, i) for i in range(3)]
-            wait_for(lambda: client.broker_stats()["in_flight"] == 3, 10, "three tasks in flight")
+            markers = [tmp_path / f"started-{i}" for i in range(3)]
+            running = [client.add_task("mark_then_nap", str(m), 0.8, i) for i, m in enumerate(markers)]
+            wait_for(lambda: all(m.exists() for m in markers), 10, "three tasks to start")
             queued = [client.add_task("echo", i) for i in range(5)]
             # When the supervisor is asked to stop
             supervisor.send_signal(signal.SIGTERM)
@@ -232,13 +233,14 @@ def test_r15_sigterm_lets_running_tasks_finish_and_hands_back_the_rest():
         client.close()
 
 
-def test_r15_grace_expiry_hands_running_tasks_back_uncounted_and_exits_nonzero():
+def test_r15_grace_expiry_hands_running_tasks_back_uncounted_and_exits_nonzero(tmp_path):
     with broker_process() as (url, _):
         client = QueueTasks(name="tests", broker_url=url)
         with worker_process("tests.apps.basic:app", url, "--concurrency", "2", "--grace", "0.3") as supervisor:
             wait_for_workers(client, 1)
-            slow = [client.add_task("nap", 30, i) for i in range(2)]
-            wait_for(lambda: client.broker_stats()["in_flight"] == 2, 10, "two tasks in flight")
+            markers = [tmp_path / f"started-{i}" for i in range(2)]
+            slow = [client.add_task("mark_then_nap", str(m), 30, i) for i, m in enumerate(markers)]
+            wait_for(lambda: all(m.exists() for m in markers), 10, "two tasks to start")
             supervisor.send_signal(signal.SIGTERM)
             assert supervisor.wait(20) != 0
         records = [client.get(t.uuid) for t in slow]
@@ -247,13 +249,14 @@ def test_r15_grace_expiry_hands_running_tasks_back_uncounted_and_exits_nonzero()
         client.close()
 
 
-def test_r15_a_second_sigterm_makes_it_a_hard_stop_with_a_nonzero_code():
+def test_r15_a_second_sigterm_makes_it_a_hard_stop_with_a_nonzero_code(tmp_path):
     with broker_process() as (url, _):
         client = QueueTasks(name="tests", broker_url=url)
         with worker_process("tests.apps.basic:app", url, "--concurrency", "2", "--grace", "30") as supervisor:
             wait_for_workers(client, 1)
-            slow = [client.add_task("nap", 30, i) for i in range(2)]
-            wait_for(lambda: client.broker_stats()["in_flight"] == 2, 10, "two tasks in flight")
+            markers = [tmp_path / f"started-{i}" for i in range(2)]
+            slow = [client.add_task("mark_then_nap", str(m), 30, i) for i, m in enumerate(markers)]
+            wait_for(lambda: all(m.exists() for m in markers), 10, "two tasks to start")
             supervisor.send_signal(signal.SIGTERM)
             wait_for(lambda: client.broker_stats()["workers"][0]["concurrency"] == 0, 10,
                      "the worker to stop taking tasks")
@@ -263,13 +266,14 @@ def test_r15_a_second_sigterm_makes_it_a_hard_stop_with_a_nonzero_code():
         client.close()
 
 
-def test_a_kill_of_the_whole_process_group_still_stops_gracefully():
+def test_a_kill_of_the_whole_process_group_still_stops_gracefully(tmp_path):
     with broker_process() as (url, _):
         client = QueueTasks(name="tests", broker_url=url)
         with worker_process("tests.apps.basic:app", url, processes=2) as supervisor:
             wait_for_workers(client, 2)
-            running = client.add_task("nap", 0.5, "done")
-            wait_for(lambda: client.broker_stats()["in_flight"] == 1, 10, "the task to start")
+            marker = tmp_path / "started"
+            running = client.add_task("mark_then_nap", str(marker), 0.5, "done")
+            wait_for(marker.exists, 10, "the task to start")
             # systemd-style: every process of the group gets SIGTERM at once
             os.killpg(supervisor.pid, signal.SIGTERM)
             assert supervisor.wait(20) == 0

@@ -37,5 +37,9 @@ class BaseBroker(ABC):
     def ping(self) -> Future[bytes]:
         """The broker's boot id."""
 
+    @abstractmethod
+    def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
+        """Apply a State operation (``args`` and the result are msgpack)."""
+
     def close(self) -> None:
         """Release connections; safe to call more than once."""

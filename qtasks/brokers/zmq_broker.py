@@ -54,6 +54,9 @@ class ZmqBroker(BaseBroker):
     def ping(self) -> Future[bytes]:
         return self.connection.ping()
 
+    def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
+        return self.connection.state(namespace, op, args)
+
     def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and connection.pid == os.getpid():

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import zmq
 
 from qtasks.deadlines import Timer, TimerHeap
-from qtasks.exc import BrokerReplyError, BrokerUnavailableError, DecodeError, TaskLostError
+from qtasks.exc import BrokerUnavailableError, DecodeError, TaskLostError, reply_error
 from qtasks.protocol import (
     Error,
     Get,
@@ -41,6 +41,7 @@ from qtasks.protocol import (
     Notify,
     Ping,
     Reply,
+    StateOp,
     Stats,
     Submit,
     TaskEnvelope,
@@ -157,6 +158,10 @@ class BrokerConnection:
 
     def ping(self) -> Future[bytes]:
         return self._simple(lambda req_id: Ping(req_id), lambda reply: reply.value)
+
+    def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
+        """Resolves to the packed result of a state operation."""
+        return self._simple(lambda req_id: StateOp(req_id, namespace, op, args), Reply.as_packed)
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the I/O thread; whatever still waits fails. Idempotent."""
@@ -291,7 +296,7 @@ class BrokerConnection:
             log.warning("the broker at %s reported: %s (%s)", self.url, error.message, error.code)
             return
         request.timer.cancel()
-        request.on_fail(BrokerReplyError(error.code, error.message))
+        request.on_fail(reply_error(error.code, error.message))
 
     def _request(self, make: Callable[[int], Message], on_reply: Callable[[Reply], None],
                  on_fail: Callable[[BaseException], None]) -> None:

@@ -8,6 +8,7 @@
     │   └── ProtocolVersionError        a peer speaking another protocol version
     ├── BrokerUnavailableError          no broker answered at the URL (also ConnectionError)
     ├── BrokerReplyError                the broker refused a request (carries its code)
+    │   └── StateError                  a State operation the state actor refused (also ValueError)
     ├── TaskLostError                   the broker no longer knows a task a client waits for
     ├── UnserializableArgumentError     an argument msgpack cannot carry (also TypeError)
     ├── UnserializableResultError       a task returned a value msgpack cannot carry (also TypeError)
@@ -75,6 +76,20 @@ class BrokerReplyError(QTasksError):
         super().__init__(f"broker refused the request ({code}): {message}")
         self.code = code
         self.message = message
+
+
+class StateError(BrokerReplyError, ValueError):
+    """The state actor refused an operation (unknown op, a key that is not a string, incr of text...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        QTasksError.__init__(self, message)
+        self.code = code
+        self.message = message
+
+
+def reply_error(code: str, message: str) -> BrokerReplyError:
+    """The exception for an ERROR reply with ``code``."""
+    return (StateError if code == "state" else BrokerReplyError)(code, message)
 
 
 class TaskLostError(QTasksError):
@@ -155,6 +170,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolVersionError",
     "QTasksError",
+    "StateError",
     "TaskCancelError",
     "TaskLostError",
     "TaskPluginTriggerError",

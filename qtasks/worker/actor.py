@@ -185,6 +185,8 @@ class WorkerActor:
                         self.pid, len(self._running))
             self._hand_back(list(self._running.items()))
             self._exit_code = 1
+        else:
+            await self.app.worker.dependencies.close()  # nothing runs that could still use them
         self._flush()
         self._send(Bye())
 
@@ -362,7 +364,7 @@ class WorkerActor:
                                              envelope.created_at, time.time(), delivery.attempt)
             executor_class = schema.executor or self.app.worker.task_executor
             executor = executor_class(task_func=schema, task_broker=task_broker, log=log,
-                                      plugins=self.app.worker.plugins)
+                                      plugins=self.app.worker.plugins, app=self.app)
             log.debug("task %s %s started (attempt %d)", name, uuid, delivery.attempt)
             result = await executor.execute()
             returning = pack_result(name, result)

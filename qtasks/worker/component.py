@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qtasks.executors import AsyncTaskExecutor
+from qtasks.executors.dependencies import DependencyScopes
 from qtasks.schemas.task_exec import TaskExecSchema
 
 
@@ -16,3 +17,5 @@ class Worker:
         self.task_middlewares_before: list[type] = []
         self.task_middlewares_after: list[type] = []
         self.plugins: dict[str, list[Any]] = {}
+        self.dependencies = DependencyScopes()
+        """Values of the worker/broker/storage/global_config Depends scopes, per worker process."""

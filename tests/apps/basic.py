@@ -92,3 +92,11 @@ def kill_self(how="sigkill"):
 @app.task
 def unpackable():
     return object()
+
+
+@app.task
+async def mark_then_nap(marker, seconds, value=None):
+    """Create ``marker`` once running (so a test knows it started), then sleep."""
+    Path(marker).touch()
+    await anyio.sleep(seconds)
+    return value

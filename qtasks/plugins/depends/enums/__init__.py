@@ -1,0 +1,3 @@
+from qtasks.plugins.depends.enums.scope import ScopeEnum
+
+__all__ = ["ScopeEnum"]

@@ -1,0 +1,3 @@
+from qtasks.state import AsyncState, SyncState
+
+__all__ = ["AsyncState", "SyncState"]
