@@ -8,9 +8,12 @@ Everything here runs on one thread, one message at a time, so nothing is locked.
 A task's life in the broker::
 
     SUBMIT ─▶ new ─(queue)─▶ DISPATCH: attempts += 1, process ─▶ RESULT ─▶ success | error | cancel
-                  ▲                       │                                   │
-                  └── worker lost, ───────┘                                   └─▶ NOTIFY waiting clients
-                      attempts left       worker lost, none left ─▶ error "worker lost N times"
+                  ▲                       │   │ YIELD: steps ─▶ PROGRESS     │
+                  └── worker lost, ───────┘   │                            └─▶ NOTIFY waiting clients
+                      attempts left           │ worker lost, none left ─▶ error "worker lost N times"
+                                              └ RESULT retry ─▶ "retry", a child task (new, queued now
+                                                or held until its delay) inherits the waiters
+    CANCEL ─▶ cancel at once (a running one's worker is told to stop it)
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid as uuid_module
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+from broker_daemon.delayed import DelayedTasks
 from broker_daemon.inflight import InFlightTable
 from broker_daemon.queues import PriorityQueue
 from broker_daemon.records import TaskRecord
@@ -31,6 +36,7 @@ from broker_daemon.workers import WorkerPeer
 from qtasks.enums import FINAL_STATUSES
 from qtasks.protocol import (
     Bye,
+    Cancel,
     Delivery,
     Dispatch,
     Error,
@@ -39,6 +45,7 @@ from qtasks.protocol import (
     Message,
     Notify,
     Ping,
+    Progress,
     Ready,
     Reply,
     Result,
@@ -46,14 +53,17 @@ from qtasks.protocol import (
     StateOp,
     Stats,
     Submit,
+    TaskEnvelope,
     TaskSnapshot,
     Wait,
+    Watch,
     Welcome,
+    Yield,
 )
 
 log = logging.getLogger("qtasks.broker")
 
-NEW, PROCESS, ERROR = "new", "process", "error"
+NEW, PROCESS, ERROR, RETRY, CANCEL = "new", "process", "error", "retry", "cancel"
 WAIT_MARGIN = 5.0
 """Seconds a waiter registration outlives the client's own timeout before it is forgotten."""
 
@@ -77,15 +87,20 @@ class BrokerCore:
         self.heartbeat_liveness = heartbeat_liveness
         self.boot_id = os.urandom(8)
         self.started_at = time.time()
+        self._last_tick = time.monotonic()
         self.queues: dict[str, PriorityQueue] = {}
         self.workers: dict[bytes, WorkerPeer] = {}
         self.queue_workers: dict[str, list[WorkerPeer]] = {}
         self.inflight = InFlightTable()
         self.waiters = Waiters()
+        self.watchers = Waiters()
+        """Clients following generator steps (they are waiters for the end too)."""
+        self.delayed = DelayedTasks()
         self.state = StateActor()
         self.totals: Counter[str] = Counter()
         self._outgoing: list[tuple[bytes, Message]] = []
-        self._notify: dict[bytes, list[TaskSnapshot]] = {}
+        self._notify: dict[bytes, list[tuple[bytes, TaskSnapshot]]] = {}
+        self._progress: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
         self._dirty: set[str] = set()
         self._turn = 0
         self._handlers: dict[type, Callable[[bytes, Any], None]] = {
@@ -95,9 +110,12 @@ class BrokerCore:
             Stats: self._on_stats,
             Ping: self._on_ping,
             StateOp: self._on_state,
+            Cancel: self._on_cancel,
+            Watch: self._on_watch,
             Ready: self._on_ready,
             Heartbeat: self._on_heartbeat,
             Result: self._on_result,
+            Yield: self._on_yield,
             Return: self._on_return,
             Bye: self._on_bye,
         }
@@ -122,24 +140,49 @@ class BrokerCore:
         while self._dirty:  # dispatches go out first: they are on every task's critical path
             self._dispatch(self._dirty.pop())
         self._outgoing.extend(replies)
+        if self._progress:
+            for peer, steps in self._progress.items():
+                self._outgoing.append((peer, Progress(steps)))
+            self._progress = {}
         if self._notify:
-            for peer, snapshots in self._notify.items():
-                self._outgoing.append((peer, Notify(snapshots)))
+            for peer, items in self._notify.items():
+                self._outgoing.append((peer, Notify(items)))
             self._notify = {}
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
 
+    def next_wakeup(self) -> Optional[float]:
+        """Seconds until a delayed task is due (the loop must wake then), or None."""
+        return self.delayed.timeout()
+
+    def release_delayed(self) -> None:
+        """Queue the delayed tasks whose time has come (cancelled ones stay out)."""
+        for uuid in self.delayed.due():
+            record = self.storage.get(uuid)
+            if record is not None and record.status == NEW:
+                record.extra.pop("eta", None)
+                self._enqueue(record)
+
     def tick(self) -> None:
-        """Called every heartbeat interval: declare silent workers lost, send heartbeats."""
+        """Called every heartbeat interval: declare silent workers lost, send heartbeats.
+
+        Time the broker itself spent not running (a late tick: the machine was busy) is
+        not held against the workers: they could not be heard while nobody listened.
+        """
         now = time.monotonic()
+        lag = max(0.0, now - self._last_tick - self.heartbeat_interval)
+        self._last_tick = now
         limit = self.heartbeat_interval * self.heartbeat_liveness
         for worker in list(self.workers.values()):
+            if lag:
+                worker.last_seen = min(now, worker.last_seen + lag)
             silent = now - worker.last_seen
             if silent > limit:
                 self._lose_worker(worker, f"no heartbeat for {silent:.1f} s")
             else:
                 self._outgoing.append((worker.identity, _HEARTBEAT))
         self.waiters.expire(now)
+        self.watchers.expire(now)
 
     def undeliverable(self, peer: bytes, message: Message, reason: str) -> None:
         """A send to ``peer`` failed (it vanished): take back what it was given, uncounted."""
@@ -185,23 +228,62 @@ class BrokerCore:
         self._outgoing.append((peer, Reply(msg.req_id, Reply.wait_value(unknown, self.boot_id))))
 
     def _watch(self, peer: bytes, uuids: list[bytes], wait: float) -> list[bytes]:
-        """Register ``peer`` as waiting for ``uuids``; returns the uuids nobody knows."""
+        """Register ``peer`` as waiting for ``uuids`` (to the end of their retry chains);
+        returns the uuids nobody knows."""
         deadline = time.monotonic() + max(0.0, wait) + WAIT_MARGIN
         unknown = []
         for uuid in uuids:
-            record = self.storage.get(uuid)
+            record = self._last_of_chain(self.storage.get(uuid))
             if record is None:
                 unknown.append(uuid)
             elif record.is_final:
-                self._notify.setdefault(peer, []).append(record.snapshot())
+                self._notify.setdefault(peer, []).append((uuid, record.snapshot()))
             else:
-                self.waiters.add(uuid, peer, deadline)
+                self.waiters.add(record.uuid, peer, deadline, uuid)
         return unknown
+
+    def _last_of_chain(self, record: Optional[TaskRecord]) -> Optional[TaskRecord]:
+        """The task a retried task's chain ends in (the record itself when not retried)."""
+        while record is not None and record.status == RETRY and record.retry_child is not None:
+            record = self.storage.get(record.retry_child)
+        return record
 
     def _on_get(self, peer: bytes, msg: Get) -> None:
         records = (self.storage.get(uuid) for uuid in msg.uuids)
         snapshots = [None if r is None else r.snapshot() for r in records]
         self._outgoing.append((peer, Reply(msg.req_id, Reply.get_value(snapshots))))
+
+    def _on_cancel(self, peer: bytes, msg: Cancel) -> None:
+        if msg.req_id is None:
+            self.reply_error(peer, None, "unexpected", "CANCEL from a client needs a req_id")
+            return
+        snapshots: list[Optional[TaskSnapshot]] = []
+        for uuid in msg.uuids:
+            record = self._last_of_chain(self.storage.get(uuid))
+            if record is not None and not record.is_final:
+                self._cancel(record, msg.reason or f"{record.envelope.task_name}.cancel")
+            snapshots.append(None if record is None else record.snapshot())
+        self._outgoing.append((peer, Reply(msg.req_id, Reply.get_value(snapshots))))
+
+    def _cancel(self, record: TaskRecord, reason: str) -> None:
+        """End it as cancelled now; a worker running it is told to stop (it answers with a RESULT)."""
+        record.status = CANCEL
+        record.extra["cancel_reason"] = reason
+        record.updated_at = time.time()
+        self.totals[CANCEL] += 1
+        held = self.inflight.get(record.uuid)
+        if held is not None:
+            self._outgoing.append((held[0], Cancel(None, [record.uuid], reason)))
+        self._finish(record)
+
+    def _on_watch(self, peer: bytes, msg: Watch) -> None:
+        record = self._last_of_chain(self.storage.get(msg.uuid))
+        if record is not None and not record.is_final:
+            deadline = time.monotonic() + max(0.0, msg.wait) + WAIT_MARGIN
+            self.watchers.add(record.uuid, peer, deadline, msg.uuid)
+            self.waiters.add(record.uuid, peer, deadline, msg.uuid)
+        snapshot = None if record is None else record.snapshot()
+        self._outgoing.append((peer, Reply(msg.req_id, Reply.watch_value(snapshot))))
 
     def _on_stats(self, peer: bytes, msg: Stats) -> None:
         self._outgoing.append((peer, Reply(msg.req_id, self.stats())))
@@ -226,6 +308,7 @@ class BrokerCore:
             "queues": {name: len(queue) for name, queue in self.queues.items()},
             "workers": [w.describe() for w in self.workers.values()],
             "in_flight": len(self.inflight),
+            "delayed": len(self.delayed),
             "waiters": len(self.waiters),
             "records": len(self.storage),
             "state": self.state.stats(),
@@ -284,10 +367,14 @@ class BrokerCore:
                 log.debug("ignored a result for unknown task %s", uuid.hex())
                 continue
             if record.is_final:
-                # A second execution after a false "lost" verdict: the first result stands.
-                self.totals["duplicate_results"] += 1
-                log.info("ignored a late result for task %s (attempt %d): it already ended %s",
-                         uuid.hex(), outcome.attempt, record.status)
+                if record.status != CANCEL:
+                    # A second execution after a false "lost" verdict: the first result stands.
+                    self.totals["duplicate_results"] += 1
+                    log.info("ignored a late result for task %s (attempt %d): it already ended %s",
+                             uuid.hex(), outcome.attempt, record.status)
+                continue
+            if outcome.status == RETRY:
+                self._retry(record, outcome.traceback, outcome.extra, now)
                 continue
             if outcome.status not in FINAL_STATUSES:
                 log.warning("ignored a result with status %r for task %s", outcome.status, uuid.hex())
@@ -302,6 +389,54 @@ class BrokerCore:
             self._finish(record)
         if peer not in self.workers:
             self._not_ready(peer)
+
+    def _retry(self, record: TaskRecord, traceback: Optional[str], extra: dict[str, Any], now: float) -> None:
+        """The task failed and asked for another run: a child task takes over its waiters.
+
+        As upstream QTasks: the failed record turns ``retry`` with ``retry`` (runs left
+        before this one) and ``retry_child_uuid``; the child carries ``retry - 1`` and
+        ``retry_parent_uuid``, so the chain reads the same from either end.
+        """
+        remaining = extra.get("retry")
+        delay = extra.get("retry_delay") or 0.0
+        if (isinstance(remaining, bool) or not isinstance(remaining, int) or remaining < 1
+                or not isinstance(delay, (int, float))):
+            log.warning("ignored a malformed retry request for task %s: %r", record.uuid.hex(), extra)
+            return
+        parent = record.envelope
+        parent_text = str(uuid_module.UUID(bytes=parent.uuid))
+        child_uuid = uuid_module.uuid4().bytes
+        lineage = {"retry": remaining - 1, "retry_parent_uuid": parent_text}
+        child = TaskRecord(TaskEnvelope(child_uuid, parent.task_name, parent.queue, parent.priority, now,
+                                        parent.payload, {**parent.metadata, **lineage}), NEW, now)
+        child.extra.update(lineage)
+        self.storage.add_many([child])
+        record.status = RETRY
+        record.traceback = traceback
+        record.updated_at = now
+        record.retry_child = child_uuid
+        record.extra.update(retry=remaining, retry_child_uuid=str(uuid_module.UUID(bytes=child_uuid)))
+        self.storage.save(record)
+        self.totals[RETRY] += 1
+        for peer, deadline, asked in self.waiters.pop(parent.uuid):
+            self.waiters.add(child_uuid, peer, deadline, asked)
+        for peer, deadline, asked in self.watchers.pop(parent.uuid):
+            self.watchers.add(child_uuid, peer, deadline, asked)
+        if delay > 0:
+            child.extra["eta"] = now + delay
+            self.delayed.add(now + delay, child_uuid)
+        else:
+            self._enqueue(child)
+
+    def _on_yield(self, peer: bytes, msg: Yield) -> None:
+        for uuid, attempt, index, value in msg.steps:
+            record = self.storage.get(uuid)
+            # steps of the current attempt only, each once (a redelivered run repeats earlier ones)
+            if record is None or record.is_final or attempt != record.attempts or index != len(record.steps):
+                continue
+            record.steps.append(value)
+            for watcher, _, asked in self.watchers.entries(uuid):
+                self._progress.setdefault(watcher, []).append((asked, index, value))
 
     def _on_return(self, peer: bytes, msg: Return) -> None:
         for uuid, attempt in msg.items:
@@ -457,11 +592,12 @@ class BrokerCore:
     def _finish(self, record: TaskRecord) -> None:
         """The record reached a final status: persist it and push it to whoever waits."""
         self.storage.save(record)
-        peers = self.waiters.pop(record.uuid)
-        if peers:
+        self.watchers.pop(record.uuid)
+        waiting = self.waiters.pop(record.uuid)
+        if waiting:
             snapshot = record.snapshot()
-            for peer in peers:
-                self._notify.setdefault(peer, []).append(snapshot)
+            for peer, _, asked in waiting:
+                self._notify.setdefault(peer, []).append((asked, snapshot))
 
 
 def _free_slots(worker: WorkerPeer) -> int:

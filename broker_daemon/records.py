@@ -15,7 +15,7 @@ from qtasks.protocol import TaskEnvelope, TaskSnapshot
 
 class TaskRecord:
     __slots__ = ("envelope", "status", "returning", "traceback", "updated_at", "attempts",
-                 "losses", "suspect", "extra", "queued")
+                 "losses", "suspect", "extra", "queued", "steps", "retry_child")
 
     def __init__(self, envelope: TaskEnvelope, status: str, updated_at: float) -> None:
         self.envelope = envelope
@@ -32,6 +32,10 @@ class TaskRecord:
         self.extra: dict[str, Any] = {}
         self.queued = False
         """True while the uuid sits in a queue (guards against queueing it twice)."""
+        self.steps: list[bytes] = []
+        """A generator task's handled values so far, msgpack each."""
+        self.retry_child: bytes | None = None
+        """The task that retries this one (status ``retry``)."""
 
     @property
     def uuid(self) -> bytes:
@@ -43,4 +47,4 @@ class TaskRecord:
 
     def snapshot(self) -> TaskSnapshot:
         return TaskSnapshot(self.envelope, self.status, self.returning, self.traceback,
-                            self.updated_at, self.attempts, self.extra)
+                            self.updated_at, self.attempts, self.extra, self.steps)

@@ -131,21 +131,27 @@ class Broker:
         poller.register(self._wake_r, zmq.POLLIN)
         self._timers.call_later(self.core.heartbeat_interval, self._tick)
         while not self._stopping:
-            timeout = self._timers.timeout()
+            timeout = min((t for t in (self._timers.timeout(), self.core.next_wakeup()) if t is not None),
+                          default=None)
             events = dict(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
             if self._wake_r in events:
                 os.read(self._wake_r, 4096)
             if sock in events:
                 self._receive(sock)
             self._timers.run_due()
+            self.core.release_delayed()
             self._send(sock)
 
     def _tick(self) -> None:
+        # Hear everything already waiting before judging who fell silent: under load the
+        # socket may hold heartbeats this loop has not read yet.
+        assert self._socket is not None
+        self._receive(self._socket, until_empty=True)
         self.core.tick()
         self._timers.call_later(self.core.heartbeat_interval, self._tick)
 
-    def _receive(self, sock: zmq.Socket[Any]) -> None:
-        for _ in range(MAX_MESSAGES_PER_TURN):
+    def _receive(self, sock: zmq.Socket[Any], until_empty: bool = False) -> None:
+        for _ in iter(int, 1) if until_empty else range(MAX_MESSAGES_PER_TURN):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

@@ -1,7 +1,11 @@
-"""Clients waiting for tasks to end, so results are pushed instead of polled.
+"""Clients waiting for tasks, so results and steps are pushed instead of polled.
 
 Each registration carries a deadline (the client's own timeout plus a margin):
-clients that went away are forgotten when it passes, so waiters never pile up.
+clients that went away are forgotten when it passes, so waiters never pile up. It
+also carries the uuid the client asked about, which differs from the task it now
+waits on once a retry chain moved it along::
+
+    by_uuid  {task uuid: {peer: (deadline, uuid the peer asked about)}}
 """
 
 from __future__ import annotations
@@ -13,18 +17,23 @@ class Waiters:
     __slots__ = ("_by_uuid", "_deadlines")
 
     def __init__(self) -> None:
-        self._by_uuid: dict[bytes, dict[bytes, float]] = {}
+        self._by_uuid: dict[bytes, dict[bytes, tuple[float, bytes]]] = {}
         self._deadlines: list[tuple[float, bytes, bytes]] = []
 
-    def add(self, uuid: bytes, peer: bytes, deadline: float) -> None:
+    def add(self, uuid: bytes, peer: bytes, deadline: float, asked: bytes | None = None) -> None:
         peers = self._by_uuid.setdefault(uuid, {})
-        if peers.get(peer, 0.0) < deadline:
-            peers[peer] = deadline
+        current = peers.get(peer)
+        if current is None or current[0] < deadline:
+            peers[peer] = (deadline, asked or uuid)
             heapq.heappush(self._deadlines, (deadline, uuid, peer))
 
-    def pop(self, uuid: bytes) -> list[bytes]:
-        """The peers waiting for ``uuid``, forgetting them."""
-        return list(self._by_uuid.pop(uuid, ()))
+    def pop(self, uuid: bytes) -> list[tuple[bytes, float, bytes]]:
+        """(peer, deadline, uuid it asked about) of everyone waiting for ``uuid``, forgetting them."""
+        return [(peer, deadline, asked) for peer, (deadline, asked) in self._by_uuid.pop(uuid, {}).items()]
+
+    def entries(self, uuid: bytes) -> list[tuple[bytes, float, bytes]]:
+        """Like :meth:`pop`, without forgetting them."""
+        return [(peer, deadline, asked) for peer, (deadline, asked) in self._by_uuid.get(uuid, {}).items()]
 
     def expire(self, now: float) -> int:
         """Forget registrations whose deadline passed; returns how many."""
@@ -33,7 +42,7 @@ class Waiters:
         while heap and heap[0][0] <= now:
             deadline, uuid, peer = heapq.heappop(heap)
             peers = self._by_uuid.get(uuid)
-            if peers is not None and peers.get(peer) == deadline:
+            if peers is not None and peer in peers and peers[peer][0] == deadline:
                 del peers[peer]
                 expired += 1
                 if not peers:

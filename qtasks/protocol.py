@@ -15,25 +15,31 @@ Commands and bodies (``uuid`` = 16 raw bytes; ``envelope``, ``delivery``,
                        STATS     [req_id]
                        PING      [req_id]
                        STATE     [req_id, [app, state class, scope], op, args]   args: msgpack bytes
+                       CANCEL    [req_id, [uuid, ...], reason]
+                       WATCH     [req_id, uuid, wait_seconds]        follow a task's steps
     broker -> client   REPLY     [req_id, value]          value depends on the request
                                  (a STATE reply's value is msgpack bytes of the result)
-                       NOTIFY    [snapshot, ...]          pushed when a waited-for task ends
+                       NOTIFY    [[uuid, snapshot], ...]  pushed when a waited-for task ends; uuid is
+                                 the one waited for (a retry chain ends in another task)
+                       PROGRESS  [[uuid, index, value], ...]    steps of watched generator tasks
                        ERROR     [req_id | nil, code, message]
     worker -> broker   READY     {queue, concurrency, pid, host, replaces, cause, running}
                                  (concurrency = credit; 0 = draining; running = [[uuid, attempt], ...])
                        HEARTBEAT []
                        RESULT    [outcome, ...]
+                       YIELD     [[uuid, attempt, index, value], ...]   generator steps (value: msgpack)
                        RETURN    [[uuid, attempt], ...]   handed back unstarted: no attempt counted
                        BYE       []
     broker -> worker   WELCOME   [boot_id, heartbeat_interval, heartbeat_liveness]
                        DISPATCH  [delivery, ...]
+                       CANCEL    [nil, [uuid, ...], reason]
                        HEARTBEAT []
                        ERROR     [nil, code, message]
 
     envelope  [uuid, task_name, queue, priority, created_at, payload, metadata]
     delivery  [envelope, attempt]
     outcome   [uuid, attempt, status, returning, traceback, finished_at, extra]
-    snapshot  [envelope, status, returning, traceback, updated_at, attempts, extra]
+    snapshot  [envelope, status, returning, traceback, updated_at, attempts, extra, steps]
 
 ``payload`` is msgpack of ``[args, kwargs]`` and ``returning`` msgpack of the result:
 both stay opaque bytes to the broker, which never unpacks user data.
@@ -259,17 +265,21 @@ class TaskSnapshot:
     updated_at: float
     attempts: int
     extra: dict[str, Any]
+    steps: list[bytes] = field(default_factory=list)
+    """A generator task's handled values so far (msgpack each)."""
 
     def to_wire(self) -> list[Any]:
         return [self.envelope.to_wire(), self.status, self.returning, self.traceback,
-                self.updated_at, self.attempts, self.extra]
+                self.updated_at, self.attempts, self.extra, self.steps]
 
     @classmethod
     def from_wire(cls, item: Any) -> TaskSnapshot:
-        envelope, status, returning, traceback, updated_at, attempts, extra = _array(item, 7, "a snapshot")
+        envelope, status, returning, traceback, updated_at, attempts, extra, steps = _array(item, 8, "a snapshot")
+        _check(isinstance(steps, list) and all(isinstance(s, bytes) for s in steps),
+               "snapshot steps must be an array of bytes")
         return cls(TaskEnvelope.from_wire(envelope), _str(status, "status"),
                    _optional(returning, bytes, "returning"), _optional(traceback, str, "traceback"),
-                   _number(updated_at, "updated_at"), _int(attempts, "attempts"), _map(extra, "extra"))
+                   _number(updated_at, "updated_at"), _int(attempts, "attempts"), _map(extra, "extra"), steps)
 
 
 # --------------------------------------------------------------------------- messages
@@ -415,6 +425,13 @@ class Reply:
     def get_value(snapshots: Iterable[TaskSnapshot | None]) -> list[Any]:
         return [None if s is None else s.to_wire() for s in snapshots]
 
+    @staticmethod
+    def watch_value(snapshot: TaskSnapshot | None) -> Any:
+        return None if snapshot is None else snapshot.to_wire()
+
+    def as_watch(self) -> TaskSnapshot | None:
+        return None if self.value is None else TaskSnapshot.from_wire(self.value)
+
     def as_packed(self) -> bytes:
         _check(isinstance(self.value, bytes), "a STATE reply must be msgpack bytes")
         return self.value
@@ -426,18 +443,99 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """Pushed to a client when tasks it waits for reach a final status."""
+    """Pushed to a client when tasks it waits for reach a final status.
+
+    Each item names the uuid the client waited for: when a task was retried, the
+    snapshot is that of the last task of its retry chain.
+    """
 
     COMMAND: ClassVar[bytes] = b"NOTIFY"
-    snapshots: list[TaskSnapshot]
+    items: list[tuple[bytes, TaskSnapshot]]
 
     def body(self) -> list[Any]:
-        return [s.to_wire() for s in self.snapshots]
+        return [[uuid, snapshot.to_wire()] for uuid, snapshot in self.items]
 
     @classmethod
     def from_body(cls, body: Any) -> Notify:
-        _check(isinstance(body, list), "NOTIFY needs an array of snapshots")
-        return cls([TaskSnapshot.from_wire(s) for s in body])
+        _check(isinstance(body, list), "NOTIFY needs an array of [uuid, snapshot]")
+        return cls([(_uuid(u), TaskSnapshot.from_wire(s)) for u, s in (_array(i, 2, "a NOTIFY item") for i in body)])
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Pushed to a client watching generator tasks: new handled values (msgpack each)."""
+
+    COMMAND: ClassVar[bytes] = b"PROGRESS"
+    steps: list[tuple[bytes, int, bytes]]
+
+    def body(self) -> list[Any]:
+        return [list(step) for step in self.steps]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Progress:
+        _check(isinstance(body, list), "PROGRESS needs an array of [uuid, index, value]")
+        return cls([_step(item, 3) for item in body])
+
+
+def _step(item: Any, size: int) -> Any:
+    parts = _array(item, size, "a step")
+    _check(isinstance(parts[-1], bytes), "a step value must be msgpack bytes")
+    uuid = _uuid(parts[0])
+    numbers = tuple(_int(n, "step number") for n in parts[1:-1])
+    return (uuid, *numbers, parts[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Client → broker: cancel these tasks (req_id set). Broker → worker: stop running them (req_id nil)."""
+
+    COMMAND: ClassVar[bytes] = b"CANCEL"
+    req_id: int | None
+    uuids: list[bytes]
+    reason: str
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.uuids, self.reason]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Cancel:
+        req_id, uuids, reason = _array(body, 3, "CANCEL")
+        return cls(_optional(req_id, int, "req_id"), _uuids(uuids), _str(reason, "reason"))
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Follow a task: the reply carries its steps so far, later ones come as PROGRESS, the end as NOTIFY."""
+
+    COMMAND: ClassVar[bytes] = b"WATCH"
+    req_id: int
+    uuid: bytes
+    wait: float
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.uuid, self.wait]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Watch:
+        req_id, uuid, wait = _array(body, 3, "WATCH")
+        return cls(_int(req_id, "req_id"), _uuid(uuid), _number(wait, "wait"))
+
+
+@dataclass(frozen=True, slots=True)
+class Yield:
+    """Worker → broker: steps of running generator tasks."""
+
+    COMMAND: ClassVar[bytes] = b"YIELD"
+    steps: list[tuple[bytes, int, int, bytes]]
+    """(uuid, attempt, index, value)"""
+
+    def body(self) -> list[Any]:
+        return [list(step) for step in self.steps]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Yield:
+        _check(isinstance(body, list), "YIELD needs an array of [uuid, attempt, index, value]")
+        return cls([_step(item, 4) for item in body])
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,13 +679,13 @@ class Bye:
         return cls()
 
 
-Message = Union[Submit, Wait, Get, Stats, Ping, StateOp, Reply, Notify, Error, Ready, Welcome,
-                Heartbeat, Dispatch, Result, Return, Bye]
+Message = Union[Submit, Wait, Get, Stats, Ping, StateOp, Cancel, Watch, Reply, Notify, Progress,
+                Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye]
 
 _BY_COMMAND: dict[bytes, Any] = {
     cls.COMMAND: cls
-    for cls in (Submit, Wait, Get, Stats, Ping, StateOp, Reply, Notify, Error, Ready, Welcome,
-                Heartbeat, Dispatch, Result, Return, Bye)
+    for cls in (Submit, Wait, Get, Stats, Ping, StateOp, Cancel, Watch, Reply, Notify, Progress,
+                Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye)
 }
 
 

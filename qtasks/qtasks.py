@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Union
+import queue
+from typing import Any, Iterable, Iterator, Optional, Union
 from uuid import UUID
 
-from qtasks.base.qtasks import BaseQueueTasks, TaskCall
+from qtasks.base.qtasks import BaseQueueTasks, TaskCall, stream_item
+from qtasks.events import SyncEvents
+from qtasks.exc import BrokerUnavailableError
 from qtasks.registries.task import SyncTask
 from qtasks.schemas.task import Task
 
@@ -19,6 +22,7 @@ class QueueTasks(BaseQueueTasks):
 
     _method = "sync"
     _task_class = SyncTask
+    _events_class = SyncEvents
 
     def add_task(self, task_name: str, *args: Any, priority: Optional[int] = None,
                  timeout: Optional[float] = None, **kwargs: Any) -> Optional[Task]:
@@ -31,6 +35,26 @@ class QueueTasks(BaseQueueTasks):
 
     def get(self, uuid: Union[UUID, str]) -> Optional[Task]:
         return self._get_call(uuid).result()
+
+    def cancel(self, uuid: Union[UUID, str], reason: str = "") -> Optional[Task]:
+        """Cancel a task: a queued one at once, a running one at its next await (a plain ``def``
+        task's result is discarded). Returns its record afterwards, None if unknown."""
+        return self._cancel_call(uuid, reason).result()
+
+    def stream(self, uuid: Union[UUID, str], timeout: float = 100.0) -> Iterator[Any]:
+        """The steps of a generator task as they happen (earlier ones first), until it ends."""
+        items: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._follow(uuid, timeout, items.put)
+        limit = self._stream_limit(timeout)
+        while True:
+            try:
+                item = items.get(timeout=limit)
+            except queue.Empty:
+                raise BrokerUnavailableError(self.broker.url, limit) from None
+            ended, value = stream_item(item)
+            if ended:
+                return
+            yield value
 
     def broker_stats(self) -> dict[str, Any]:
         """Queue depths, connected workers, in-flight tasks and totals, as the broker reports them."""

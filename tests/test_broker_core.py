@@ -196,7 +196,8 @@ def test_waiters_get_results_pushed_and_already_final_tasks_at_once():
     [(_, delivery)] = h.dispatched(out)
     out = h.finish(b"w", delivery)
     [notify] = [m for peer, m in out if peer == CLIENT and isinstance(m, p.Notify)]
-    assert notify.snapshots[0].status == "success"
+    [(asked, snapshot)] = notify.items
+    assert asked == envelope.uuid and snapshot.status == "success"
     out = h.send(b"other", p.Wait(9, [envelope.uuid, os.urandom(16)], 1.0))
     kinds = {type(m) for peer, m in out if peer == b"other"}
     assert kinds == {p.Reply, p.Notify}
@@ -242,3 +243,87 @@ def test_resubmitting_a_uuid_is_ignored_not_duplicated():
 def test_max_attempts_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         BrokerCore(max_attempts=0)
+
+
+def test_a_retry_outcome_makes_a_child_that_inherits_the_waiters():
+    h = Harness()
+    h.worker(b"w", 1)
+    envelope = make_envelope()
+    [(_, delivery)] = h.dispatched(h.submit(envelope, wait=10.0))
+    out = h.send(b"w", p.Result([p.TaskOutcome(envelope.uuid, 1, "retry", None, "Traceback: boom", 0.0,
+                                               {"retry": 2, "retry_delay": 0.0})]))
+    parent = h.record(envelope)
+    assert parent.status == "retry" and parent.extra["retry"] == 2 and parent.traceback == "Traceback: boom"
+    child = h.core.storage.get(parent.retry_child)
+    assert child.extra == {"retry": 1, "retry_parent_uuid": str(__import__("uuid").UUID(bytes=envelope.uuid))}
+    assert child.envelope.metadata["retry"] == 1 and child.envelope.payload == envelope.payload
+    [(_, redelivery)] = h.dispatched(out)
+    assert redelivery.envelope.uuid == child.uuid
+    out = h.finish(b"w", redelivery)
+    [notify] = [m for peer, m in out if isinstance(m, p.Notify)]
+    [(asked, snapshot)] = notify.items
+    assert asked == envelope.uuid and snapshot.envelope.uuid == child.uuid  # the chain's end, for the head
+    # waiting on the head later follows the chain too
+    out = h.send(b"late", p.Wait(5, [envelope.uuid], 1.0))
+    assert [m.items[0][1].envelope.uuid for _, m in out if isinstance(m, p.Notify)] == [child.uuid]
+
+
+def test_a_delayed_retry_is_held_until_due():
+    h = Harness()
+    h.worker(b"w", 1)
+    envelope = make_envelope()
+    h.submit(envelope)
+    out = h.send(b"w", p.Result([p.TaskOutcome(envelope.uuid, 1, "retry", None, None, 0.0,
+                                               {"retry": 1, "retry_delay": 0.2})]))
+    assert not h.dispatched(out) and len(h.core.delayed) == 1
+    assert 0 < h.core.next_wakeup() <= 0.2
+    time.sleep(0.25)
+    h.core.release_delayed()
+    assert len(h.dispatched(h.core.flush())) == 1
+
+
+def test_cancel_queued_and_running_tasks():
+    h = Harness()
+    h.worker(b"w", 1)
+    running, queued = make_envelope(), make_envelope()
+    h.submit(running, queued)
+    out = h.send(CLIENT, p.Cancel(3, [queued.uuid, running.uuid, os.urandom(16)], "stop"))
+    reply = next(m for _, m in out if isinstance(m, p.Reply))
+    statuses = [None if s is None else (s.status, s.extra["cancel_reason"]) for s in reply.as_snapshots()]
+    assert statuses == [("cancel", "stop"), ("cancel", "stop"), None]
+    [stop] = [m for peer, m in out if peer == b"w" and isinstance(m, p.Cancel)]
+    assert stop.uuids == [running.uuid] and stop.req_id is None
+    # the worker's answer frees its slot, and nothing is dispatched for the cancelled queued task
+    out = h.send(b"w", p.Result([p.TaskOutcome(running.uuid, 1, "cancel", None, None, 0.0, {})]))
+    assert not h.dispatched(out) and h.core.workers[b"w"].busy == 0
+    assert h.core.totals.get("duplicate_results", 0) == 0
+
+
+def test_steps_are_kept_once_and_pushed_to_watchers():
+    h = Harness()
+    h.worker(b"w", 1)
+    envelope = make_envelope()
+    [(_, delivery)] = h.dispatched(h.submit(envelope))
+    h.send(b"w", p.Yield([(envelope.uuid, 1, 0, p.pack_value("a"))]))
+    out = h.send(b"watcher", p.Watch(4, envelope.uuid, 10.0))
+    reply = next(m for _, m in out if isinstance(m, p.Reply))
+    assert reply.as_watch().steps == [p.pack_value("a")]
+    out = h.send(b"w", p.Yield([(envelope.uuid, 1, 1, p.pack_value("b")), (envelope.uuid, 1, 1, p.pack_value("dup")),
+                                (envelope.uuid, 9, 2, p.pack_value("stale attempt"))]))
+    [progress] = [m for peer, m in out if peer == b"watcher" and isinstance(m, p.Progress)]
+    assert progress.steps == [(envelope.uuid, 1, p.pack_value("b"))]
+    out = h.finish(b"w", delivery)
+    assert any(peer == b"watcher" and isinstance(m, p.Notify) for peer, m in out)
+    assert h.record(envelope).steps == [p.pack_value("a"), p.pack_value("b")]
+
+
+def test_a_late_tick_does_not_count_against_the_workers():
+    h = Harness(heartbeat_interval=0.05, heartbeat_liveness=2)
+    h.worker(b"w", 1)
+    h.core.workers[b"w"].last_seen -= 0.5
+    h.core._last_tick -= 0.5  # the broker itself did not run for half a second
+    h.core.tick()
+    assert b"w" in h.core.workers
+    h.core.workers[b"w"].last_seen -= 0.5  # but a worker silent while the broker ran is lost
+    h.core.tick()
+    assert b"w" not in h.core.workers

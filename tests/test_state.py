@@ -142,7 +142,10 @@ def test_a_value_written_in_one_process_is_read_in_another():
 
 
 def test_eight_processes_contending_lose_nothing():
-    with broker_process() as (url, _), worker_process("tests.apps.deps:app", url, processes=8):
+    # 8 busy processes on a small machine: heartbeats lenient enough that none is falsely
+    # declared lost (a false verdict would redeliver tasks, and at-least-once means twice)
+    with broker_process(heartbeat=0.5, liveness=6) as (url, _), \
+            worker_process("tests.apps.deps:app", url, processes=8):
         client = QueueTasks(name="deps", broker_url=url)
         wait_for_workers(client, 8, timeout=60)
         results = client.add_tasks([("count", [i], {}) for i in range(800)], timeout=120)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Union
+import asyncio
+from typing import Any, AsyncIterator, Iterable, Optional, Union
 from uuid import UUID
 
-from qtasks.base.qtasks import BaseQueueTasks, TaskCall
+from qtasks.base.qtasks import BaseQueueTasks, TaskCall, stream_item
+from qtasks.events import AsyncEvents
+from qtasks.exc import BrokerUnavailableError
 from qtasks.registries.task import AsyncTask
 from qtasks.schemas.task import Task
 
@@ -15,6 +18,7 @@ class QueueTasks(BaseQueueTasks):
 
     _method = "async"
     _task_class = AsyncTask
+    _events_class = AsyncEvents
 
     async def add_task(self, task_name: str, *args: Any, priority: Optional[int] = None,
                        timeout: Optional[float] = None, **kwargs: Any) -> Optional[Task]:
@@ -27,6 +31,27 @@ class QueueTasks(BaseQueueTasks):
 
     async def get(self, uuid: Union[UUID, str]) -> Optional[Task]:
         return await self._get_call(uuid).wait_async()
+
+    async def cancel(self, uuid: Union[UUID, str], reason: str = "") -> Optional[Task]:
+        """Cancel a task: a queued one at once, a running one at its next await (a plain ``def``
+        task's result is discarded). Returns its record afterwards, None if unknown."""
+        return await self._cancel_call(uuid, reason).wait_async()
+
+    async def stream(self, uuid: Union[UUID, str], timeout: float = 100.0) -> AsyncIterator[Any]:
+        """``async for step in app.stream(uuid)``: a generator task's steps as they happen."""
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._follow(uuid, timeout, lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+        limit = self._stream_limit(timeout)
+        while True:
+            try:
+                item = await asyncio.wait_for(items.get(), limit)
+            except asyncio.TimeoutError:
+                raise BrokerUnavailableError(self.broker.url, limit) from None
+            ended, value = stream_item(item)
+            if ended:
+                return
+            yield value
 
     async def broker_stats(self) -> dict[str, Any]:
         return await self._stats_call().wait_async()

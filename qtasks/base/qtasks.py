@@ -8,7 +8,6 @@ a face is one line: build a :class:`~qtasks.client.calls.PendingCall` here, then
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import sys
@@ -26,8 +25,11 @@ from qtasks.client.calls import PendingCall
 from qtasks.client.convert import new_task, task_from_snapshot
 from qtasks.configs import QueueConfig
 from qtasks.logs import Logger
-from qtasks.protocol import TaskEnvelope, TaskSnapshot, pack_arguments
-from qtasks.registries.task import BaseTask
+from qtasks.protocol import TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
+from qtasks.events import BaseEvents
+from qtasks.registries.registrar import TaskRegistrar
+from qtasks.registries.task_registry import TaskRegistry
+from qtasks.routers import BaseRouter
 from qtasks.schemas.task import Task
 from qtasks.schemas.task_cls import BaseTaskCls
 from qtasks.schemas.task_exec import TaskExecSchema
@@ -38,9 +40,9 @@ from qtasks.worker.component import Worker
 TaskCall = Union[BaseTaskCls, tuple[str, Sequence[Any], dict[str, Any]]]
 
 
-class BaseQueueTasks:
+class BaseQueueTasks(TaskRegistrar):
     _method: ClassVar[str]
-    _task_class: ClassVar[type[BaseTask]]
+    _events_class: ClassVar[type[BaseEvents]]
 
     def __init__(
         self,
@@ -61,7 +63,7 @@ class BaseQueueTasks:
         self.broker = broker if broker is not None else ZmqBroker(
             broker_url, connect_timeout=self.config.broker_connect_timeout)
         self.worker = worker if worker is not None else Worker(name)
-        self.events = events
+        self.events = events if events is not None else self._events_class()
         self.starter: Any = None
         self.routers: list[Any] = []
         self.plugins: dict[str, list[Any]] = {}
@@ -74,63 +76,43 @@ class BaseQueueTasks:
 
     # ------------------------------------------------------------------ registration
 
-    def task(
-        self,
-        name: Union[str, Callable[..., Any], None] = None,
-        *,
-        priority: Optional[int] = None,
-        echo: bool = False,
-        max_time: Optional[float] = None,
-        retry: Optional[int] = None,
-        retry_on_exc: Optional[list[type[BaseException]]] = None,
-        decode: Optional[Callable[..., Any]] = None,
-        tags: Optional[list[str]] = None,
-        description: Optional[str] = None,
-        generate_handler: Optional[Callable[..., Any]] = None,
-        executor: Optional[type] = None,
-        middlewares_before: Optional[list[type]] = None,
-        middlewares_after: Optional[list[type]] = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Register a task: ``@app.task``, ``@app.task()``, ``@app.task("name")``, ``@app.task(name=..., ...)``."""
-        options = dict(priority=priority, echo=echo, max_time=max_time, retry=retry,
-                       retry_on_exc=retry_on_exc, decode=decode, tags=tags,
-                       description=description, generate_handler=generate_handler,
-                       executor=executor, middlewares_before=middlewares_before,
-                       middlewares_after=middlewares_after, extra=kwargs)
-        if callable(name):
-            return self._register(name, None, options)
-        return lambda func: self._register(func, name, options)
+    def _default_priority(self) -> int:
+        return self.config.task_default_priority
 
-    def _register(self, func: Callable[..., Any], name: Optional[str], options: dict[str, Any]) -> BaseTask:
-        task_name = name or func.__name__
-        if task_name in self.tasks:
-            raise ValueError(f"Task with name {task_name} is already registered!")
-        priority = options["priority"]
-        if priority is None:
-            priority = self.config.task_default_priority
-        generating: Any = ("async" if inspect.isasyncgenfunction(func) else
-                           "sync" if inspect.isgeneratorfunction(func) else False)
-        schema = TaskExecSchema(
-            priority=priority, name=task_name, func=func,
-            awaiting=inspect.iscoroutinefunction(func), generating=generating,
-            echo=options["echo"], max_time=options["max_time"], retry=options["retry"],
-            retry_on_exc=options["retry_on_exc"], decode=options["decode"], tags=options["tags"],
-            description=options["description"], generate_handler=options["generate_handler"],
-            executor=options["executor"],
-            middlewares_before=list(options["middlewares_before"] or []),
-            middlewares_after=list(options["middlewares_after"] or []),
-            extra=options["extra"],
-        )
-        self.tasks[task_name] = schema
-        return self._task_class(
-            task_name=task_name, priority=priority, echo=schema.echo, max_time=schema.max_time,
-            retry=schema.retry, retry_on_exc=schema.retry_on_exc, decode=schema.decode,
-            tags=schema.tags, description=schema.description,
-            generate_handler=schema.generate_handler, executor=schema.executor,
-            middlewares_before=schema.middlewares_before,
-            middlewares_after=schema.middlewares_after, extra=schema.extra, app=self,
-        )
+    def _task_app(self) -> Any:
+        return self
+
+    def _lookup(self, task_name: str) -> Optional[TaskExecSchema]:
+        """The task registered as ``task_name`` here, or a shared task of that name (adopted now)."""
+        schema = self.tasks.get(task_name)
+        if schema is None:
+            schema = TaskRegistry.get_task(task_name)
+            if schema is not None:
+                self.tasks[task_name] = schema
+        return schema
+
+    def _adopt_shared_tasks(self) -> None:
+        for name, schema in TaskRegistry.all_tasks().items():
+            self.tasks.setdefault(name, schema)
+
+    def include_router(self, router: BaseRouter) -> None:
+        """Register a router's tasks here and bind its task objects to this app."""
+        clashes = sorted(set(router.tasks) & set(self.tasks))
+        if clashes:
+            raise ValueError(f"Task with name {clashes[0]} is already registered!")
+        self.tasks.update(router.tasks)
+        for task in router.task_objects:
+            task._app = self
+            task.ctx._app = self
+        self.routers.append(router)
+
+    def add_middleware(self, middleware: type, position: str = "before", **kwargs: Any) -> None:
+        """Run ``middleware`` around every task of this app (``position``: "before" or "after")."""
+        if position not in ("before", "after"):
+            raise ValueError(f'middleware position must be "before" or "after", got {position!r}')
+        if not callable(middleware):
+            raise TypeError(f"a middleware is a class taking the task executor, got {middleware!r}")
+        getattr(self.worker, f"task_middlewares_{position}").append(middleware)
 
     # ------------------------------------------------------------------ calls both faces share
 
@@ -139,7 +121,7 @@ class BaseQueueTasks:
         if not isinstance(task_name, str) or not task_name:
             raise ValueError(f"a task name must be a non-empty string, got {task_name!r}")
         if priority is None:
-            registered = self.tasks.get(task_name)
+            registered = self._lookup(task_name)
             priority = registered.priority if registered is not None else 0
         elif isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
@@ -156,7 +138,7 @@ class BaseQueueTasks:
                                broker.connect_timeout, broker.url)
         return PendingCall(broker.submit([envelope], wait=timeout),
                            lambda found: self._finished(found, [envelope], timeout)[0],
-                           timeout + broker.connect_timeout, broker.url)
+                           timeout + broker.connect_timeout, broker.url, waits_for_tasks=True)
 
     def _add_tasks_call(self, calls: Iterable[TaskCall],
                         timeout: Optional[float]) -> PendingCall[list[Optional[Task]]]:
@@ -178,7 +160,7 @@ class BaseQueueTasks:
                                broker.connect_timeout, broker.url)
         return PendingCall(broker.submit(envelopes, wait=timeout),
                            lambda found: self._finished(found, envelopes, timeout),
-                           timeout + broker.connect_timeout, broker.url)
+                           timeout + broker.connect_timeout, broker.url, waits_for_tasks=True)
 
     def _finished(self, found: list[Optional[TaskSnapshot]], envelopes: list[TaskEnvelope],
                   timeout: float) -> list[Optional[Task]]:
@@ -202,7 +184,20 @@ class BaseQueueTasks:
         broker = self.broker
         return PendingCall(broker.wait([raw], timeout),
                            lambda found: None if found[0] is None else task_from_snapshot(found[0], self),
-                           timeout + broker.connect_timeout, broker.url)
+                           timeout + broker.connect_timeout, broker.url, waits_for_tasks=True)
+
+    def _cancel_call(self, uuid: Union[UUID, str], reason: str) -> PendingCall[Optional[Task]]:
+        broker = self.broker
+        return PendingCall(broker.cancel([_uuid_bytes(uuid)], reason),
+                           lambda found: None if found[0] is None else task_from_snapshot(found[0], self),
+                           broker.connect_timeout, broker.url)
+
+    def _follow(self, uuid: Union[UUID, str], timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None:
+        """Start following a task's steps; ``on_item`` gets them (see ``stream``)."""
+        self.broker.watch(_uuid_bytes(uuid), timeout, on_item)
+
+    def _stream_limit(self, timeout: float) -> float:
+        return timeout + self.broker.connect_timeout + 5.0
 
     def _stats_call(self) -> PendingCall[dict[str, Any]]:
         broker = self.broker
@@ -215,6 +210,7 @@ class BaseQueueTasks:
         """Run ``processes`` worker processes (and a broker, if none listens); blocks until stopped."""
         from qtasks.worker.supervisor import Supervisor
 
+        self._adopt_shared_tasks()
         self.starter = Supervisor(
             self,
             processes=processes,
@@ -257,6 +253,16 @@ class BaseQueueTasks:
     def close(self) -> None:
         """Close this process's connection to the broker (reopened on next use)."""
         self.broker.close()
+
+
+def stream_item(item: tuple[Any, ...]) -> tuple[bool, Any]:
+    """(ended, step value) of an item a followed task produced; raises what ended it badly."""
+    if item[0] == "step":
+        return False, unpack_value(item[2])
+    error = item[2]
+    if error is not None:
+        raise error
+    return True, None
 
 
 def _serve_in_child(app: BaseQueueTasks, processes: int, concurrency: Optional[int],

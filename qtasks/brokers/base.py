@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Callable
 
 from qtasks.protocol import TaskEnvelope, TaskSnapshot
 
@@ -28,6 +28,14 @@ class BaseBroker(ABC):
     @abstractmethod
     def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:
         """Current snapshots of ``uuids`` (None where unknown)."""
+
+    @abstractmethod
+    def cancel(self, uuids: list[bytes], reason: str) -> Future[list[TaskSnapshot | None]]:
+        """Cancel tasks; their records afterwards (None where unknown)."""
+
+    @abstractmethod
+    def watch(self, uuid: bytes, timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None:
+        """Follow a task's steps (see :meth:`BrokerConnection.watch`)."""
 
     @abstractmethod
     def stats(self) -> Future[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Callable
 
 from qtasks.brokers.base import BaseBroker
 from qtasks.client.connection import BrokerConnection
@@ -47,6 +47,12 @@ class ZmqBroker(BaseBroker):
 
     def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:
         return self.connection.get(uuids)
+
+    def cancel(self, uuids: list[bytes], reason: str) -> Future[list[TaskSnapshot | None]]:
+        return self.connection.cancel(uuids, reason)
+
+    def watch(self, uuid: bytes, timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None:
+        self.connection.watch(uuid, timeout, on_item)
 
     def stats(self) -> Future[dict[str, Any]]:
         return self.connection.stats()

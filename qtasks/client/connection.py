@@ -33,13 +33,16 @@ from typing import Any, Callable
 import zmq
 
 from qtasks.deadlines import Timer, TimerHeap
+from qtasks.enums import FINAL_STATUSES
 from qtasks.exc import BrokerUnavailableError, DecodeError, TaskLostError, reply_error
 from qtasks.protocol import (
+    Cancel,
     Error,
     Get,
     Message,
     Notify,
     Ping,
+    Progress,
     Reply,
     StateOp,
     Stats,
@@ -47,6 +50,7 @@ from qtasks.protocol import (
     TaskEnvelope,
     TaskSnapshot,
     Wait,
+    Watch,
     decode,
     encode,
 )
@@ -54,6 +58,9 @@ from qtasks.protocol import (
 log = logging.getLogger("qtasks.client")
 
 HIGH_WATER_MARK = 100_000
+
+StreamItem = tuple[Any, ...]
+"""("step", index, msgpack value) for each step, then ("end", final snapshot or None, error or None)."""
 
 
 class _Request:
@@ -95,6 +102,21 @@ class _BatchWait:
             self.future.set_exception(error)
 
 
+class _Stream:
+    """One follower of a task's steps: each step index is delivered once, in order of arrival."""
+
+    __slots__ = ("on_item", "next_index")
+
+    def __init__(self, on_item: Callable[[StreamItem], None]) -> None:
+        self.on_item = on_item
+        self.next_index = 0
+
+    def deliver(self, index: int, value: bytes) -> None:
+        if index >= self.next_index:
+            self.next_index = index + 1
+            _guarded(lambda: self.on_item(("step", index, value)))
+
+
 class BrokerConnection:
     def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0) -> None:
         self.url = url
@@ -113,6 +135,7 @@ class BrokerConnection:
         self._next_id = 0
         self._pending: dict[int, _Request] = {}
         self._waits: dict[bytes, list[_BatchWait]] = {}
+        self._streams: dict[bytes, list[_Stream]] = {}
         self._boot_id: bytes | None = None
         self._pinging = False
         self._thread = threading.Thread(target=self._run, name="qtasks-client-io", daemon=True)
@@ -149,6 +172,47 @@ class BrokerConnection:
 
         self._call(run)
         return batch.future
+
+    def watch(self, uuid: bytes, timeout: float, on_item: Callable[[StreamItem], None]) -> None:
+        """Follow a task's steps: ``on_item`` is called on the I/O thread for each step, then once
+        with the end (the final snapshot; None when unknown or not finished within ``timeout``)."""
+        stream = _Stream(on_item)
+        batch = _BatchWait([uuid], self._timers.clock() + timeout)
+
+        def ended(done: Future[list[TaskSnapshot | None]]) -> None:
+            streams = self._streams.get(uuid, [])
+            if stream in streams:
+                streams.remove(stream)
+                if not streams:
+                    del self._streams[uuid]
+            error = done.exception()
+            _guarded(lambda: on_item(("end", None if error else done.result()[0], error)))
+
+        def on_reply(reply: Reply) -> None:
+            snapshot = reply.as_watch()
+            if snapshot is None:  # unknown task: the stream ends at once
+                self._drop_wait(batch, None)
+                return
+            for index, value in enumerate(snapshot.steps):
+                stream.deliver(index, value)
+            if snapshot.status in FINAL_STATUSES:
+                batch.found[uuid] = snapshot
+                self._drop_wait(batch, None)
+            else:
+                self._acked(batch)
+
+        def run() -> None:
+            batch.future.add_done_callback(ended)
+            self._register_wait(batch)
+            self._streams.setdefault(uuid, []).append(stream)
+            self._request(lambda req_id: Watch(req_id, uuid, timeout), on_reply,
+                          lambda error: self._drop_wait(batch, error))
+
+        self._call(run)
+
+    def cancel(self, uuids: list[bytes], reason: str) -> Future[list[TaskSnapshot | None]]:
+        """Resolves to the tasks' records after the cancel (None for unknown uuids)."""
+        return self._simple(lambda req_id: Cancel(req_id, uuids, reason), Reply.as_snapshots)
 
     def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:
         return self._simple(lambda req_id: Get(req_id, uuids), Reply.as_snapshots)
@@ -278,6 +342,10 @@ class BrokerConnection:
                 continue
             if isinstance(message, Notify):
                 self._on_notify(message)
+            elif isinstance(message, Progress):
+                for uuid, index, value in message.steps:
+                    for stream in self._streams.get(uuid, ()):
+                        stream.deliver(index, value)
             elif isinstance(message, Reply):
                 request = self._pending.pop(message.req_id, None)
                 if request is not None:
@@ -391,8 +459,7 @@ class BrokerConnection:
             batch.resolve()
 
     def _on_notify(self, notify: Notify) -> None:
-        for snapshot in notify.snapshots:
-            uuid = snapshot.envelope.uuid
+        for uuid, snapshot in notify.items:
             for batch in self._waits.pop(uuid, ()):
                 batch.found[uuid] = snapshot
                 batch.missing.discard(uuid)

@@ -26,6 +26,8 @@ def task_from_snapshot(snapshot: TaskSnapshot, app: Any) -> Task:
     args, kwargs = unpack_arguments(envelope.payload)
     extra = snapshot.extra
     extras = {k: v for k, v in extra.items() if k not in _TASK_FIELDS} if extra else {}
+    if snapshot.steps:
+        extras["steps"] = [unpack_value(step) for step in snapshot.steps]
     cls = task_class(frozenset(extras)) if extras else Task
     task = cls(
         snapshot.status,

@@ -30,6 +30,9 @@ class QueueConfig:
     """Seconds a request may go unanswered before the broker is declared unavailable."""
     shutdown_grace: float = 30.0
     """Seconds a stopping worker process gives its running tasks to finish."""
+    thread_stop_grace: float = 10.0
+    """Seconds a plain ``def`` task's thread may run on after its task timed out or was
+    cancelled before the worker process is replaced (a thread cannot be stopped)."""
 
     global_config_status_ttl: ClassVar[int] = 20
     global_config_status_set_periodic: ClassVar[int] = 17

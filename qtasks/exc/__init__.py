@@ -13,8 +13,10 @@
     ├── UnserializableArgumentError     an argument msgpack cannot carry (also TypeError)
     ├── UnserializableResultError       a task returned a value msgpack cannot carry (also TypeError)
     ├── UnknownTaskError                a task name no worker registered (also LookupError)
+    ├── TaskTimeLimitError              a task ran past its max_time (also TimeoutError)
     └── AppLoadError                    ``-A module:app`` could not be loaded
 
+    Retry                               raised inside a task to run it again, maybe later
     TaskCancelError(RuntimeError)       raised inside a task to end it with status "cancel"
     TaskPluginTriggerError(Exception)   raised inside a task for plugins to handle
 
@@ -146,8 +148,33 @@ class UnknownTaskError(QTasksError, LookupError):
         return str(self.args[0])
 
 
+class TaskTimeLimitError(QTasksError, TimeoutError):
+    """A task ran longer than its ``max_time``; the message is upstream's."""
+
+    def __init__(self, task_name: str, max_time: float, thread_done: Any = None) -> None:
+        super().__init__(f"Time limit exceeded for task {task_name}: {max_time} seconds")
+        self.task_name = task_name
+        self.max_time = max_time
+        self.thread_done = thread_done
+        """For a plain ``def`` task: an Event set when its thread finally returns (it cannot be stopped)."""
+
+
 class AppLoadError(QTasksError):
     """The ``-A module:attribute`` given on the command line does not name an app."""
+
+
+class Retry(QTasksError):
+    """Raise inside a task to have it run again: ``raise Retry(delay=30)``.
+
+    The broker holds the next run until ``delay`` seconds passed (no worker sleeps on it).
+    Each retry uses up one of the task's ``retry=`` runs (3 when the task sets none).
+    """
+
+    def __init__(self, delay: float = 0.0, reason: str = "") -> None:
+        if delay < 0:
+            raise ValueError(f"a retry delay cannot be negative, got {delay}")
+        super().__init__(reason or f"retry requested (delay {delay:g} s)")
+        self.delay = delay
 
 
 class TaskCancelError(RuntimeError):
@@ -170,10 +197,12 @@ __all__ = [
     "ProtocolError",
     "ProtocolVersionError",
     "QTasksError",
+    "Retry",
     "StateError",
     "TaskCancelError",
     "TaskLostError",
     "TaskPluginTriggerError",
+    "TaskTimeLimitError",
     "UnknownTaskError",
     "UnserializableArgumentError",
     "UnserializableResultError",

@@ -49,14 +49,16 @@ def injections(func: Callable[..., Any]) -> tuple[Injection, ...]:
         if isinstance(param.default, Depends):
             found.append(Injection(param.name, position, depends=param.default))
             continue
-        annotation = _evaluate(param.annotation, func)
+        annotation = evaluate_annotation(param.annotation, func)
         depends, state = _marker(annotation)
         if depends is not None or state is not None:
             found.append(Injection(param.name, position, depends=depends, state=state))
     return tuple(found)
 
 
-def _evaluate(annotation: Any, func: Callable[..., Any]) -> Any:
+def evaluate_annotation(annotation: Any, func: Callable[..., Any]) -> Any:
+    """``annotation`` itself, or the value of a string annotation evaluated in ``func``'s
+    module and closure (None when that fails)."""
     if not isinstance(annotation, str):
         return annotation
     namespace = dict(getattr(func, "__globals__", {}))

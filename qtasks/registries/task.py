@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from qtasks.contexts import AsyncContext, BaseContext, SyncContext
 from qtasks.schemas.task_cls import AsyncTaskCls, SyncTaskCls
 
 if TYPE_CHECKING:
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 
 class BaseTask:
+    _context_class: type[BaseContext]
+
     def __init__(
         self,
         task_name: Optional[str] = None,
@@ -48,6 +51,7 @@ class BaseTask:
         self.middlewares_after = middlewares_after or []
         self.extra = extra or {}
         self._app = app
+        self.ctx = self._context_class(task_name=task_name, generate_handler=generate_handler, app=app)
 
     def _target(self, priority: Optional[int], task_name: Optional[str]) -> tuple[Any, str, Optional[int]]:
         app = self._app
@@ -67,6 +71,8 @@ class BaseTask:
 
 
 class SyncTask(BaseTask):
+    _context_class = SyncContext
+
     def add_task(self, *args: Any, priority: Optional[int] = None, timeout: Optional[float] = None,
                  task_name: Optional[str] = None, **kwargs: Any) -> Optional[Task]:
         app, name, priority = self._target(priority, task_name)
@@ -79,6 +85,8 @@ class SyncTask(BaseTask):
 
 
 class AsyncTask(BaseTask):
+    _context_class = AsyncContext
+
     async def add_task(self, *args: Any, priority: Optional[int] = None, timeout: Optional[float] = None,
                        task_name: Optional[str] = None, **kwargs: Any) -> Optional[Task]:
         app, name, priority = self._target(priority, task_name)

@@ -19,13 +19,12 @@ or the end of the grace period hands back what still runs and exits with code 1.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import os
 import signal
 import socket
+import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 from uuid import UUID
@@ -34,10 +33,12 @@ import anyio
 import multiprocess
 import zmq
 import zmq.asyncio
+from anyio.abc import TaskGroup
 
-from qtasks.exc import DecodeError, ProtocolVersionError, TaskCancelError, UnknownTaskError
+from qtasks.exc import DecodeError, ProtocolVersionError
 from qtasks.protocol import (
     Bye,
+    Cancel,
     Delivery,
     Dispatch,
     Error,
@@ -48,12 +49,12 @@ from qtasks.protocol import (
     Return,
     TaskOutcome,
     Welcome,
+    Yield,
     decode,
     encode,
-    pack_result,
-    unpack_arguments,
 )
-from qtasks.schemas.task_exec import TaskPrioritySchema
+from qtasks.worker.lending import SlotLender
+from qtasks.worker.running import TaskRunner
 from qtasks.worker.signals import unblock_stop_signals
 
 log = logging.getLogger("qtasks.worker")
@@ -75,6 +76,7 @@ class WorkerActor:
         grace: float,
         replaces: Optional[int] = None,
         cause: Optional[str] = None,
+        index: int = 0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -82,6 +84,8 @@ class WorkerActor:
         self.url = url
         self.concurrency = concurrency
         self.grace = grace
+        self.index = index
+        """This process's slot number under its supervisor (the ``number`` of worker events)."""
         self.pid = os.getpid()
         self.host = socket.gethostname()
         self.identity = f"{self.host}/{self.pid}/{os.urandom(3).hex()}".encode()
@@ -102,6 +106,16 @@ class WorkerActor:
         """Deliveries not yet started. A plain asyncio queue: anyio memory streams cost ~10 µs an
         item here, and this loop always runs on anyio's asyncio backend."""
         self._outbox: list[TaskOutcome] = []
+        self._steps: list[tuple[bytes, int, int, bytes]] = []
+        self._scopes: dict[bytes, anyio.CancelScope] = {}
+        """Cancel scopes of the running tasks, for cancellation from outside."""
+        self._cancel_reasons: dict[bytes, str] = {}
+        self._recycle = False
+        self._tg: Optional[TaskGroup] = None
+        self._lender: Optional[SlotLender] = None
+        self._lent = 0
+        """Slots lent by tasks waiting for other tasks (extra credit)."""
+        self._retiring = 0
         self._flush_at = max(1, concurrency // 4)
         self._stop_requested: Optional[anyio.Event] = None
         self._idle: Optional[anyio.Event] = None
@@ -126,14 +140,16 @@ class WorkerActor:
         sock.connect(self.url)
         self._socket = sock
         self._loop = asyncio.get_running_loop()
-        # Threads for plain-def tasks, one per slot. (anyio's worker threads are not daemon
-        # threads and were seen keeping a stopped worker process alive.)
-        threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="qtasks-task")
-        self._loop.set_default_executor(threads)
+        # Threads for plain-def tasks. (anyio's worker threads are not daemon threads and
+        # were seen keeping a stopped worker process alive.)
+        threads = ThreadPoolExecutor(max(32, 4 * self.concurrency), thread_name_prefix="qtasks-task")
+        self._loop.set_default_executor(threads)  # threads start on demand; slots bound their use
+        self._lender = SlotLender(self._loop, self._lend_slot, self._reclaim_slot)
         self._stop_requested = anyio.Event()
         self._handle_stop_signals()
         try:
             async with anyio.create_task_group() as tg:
+                self._tg = tg
                 tg.start_soon(self._receive_loop)
                 tg.start_soon(self._heartbeat_loop)
                 tg.start_soon(self._watch_parent)
@@ -142,15 +158,18 @@ class WorkerActor:
                 self._send_ready()
                 log.info("worker process %d serving %r for %s with %d slots",
                          self.pid, self.app.name, self.url, self.concurrency)
+                await self.app.events.fire_async("worker_running", worker=self.app.worker, number=self.index)
                 await self._stop_requested.wait()
                 await self._drain()
+                await self.app.events.fire_async("worker_stopping", worker=self.app.worker, number=self.index)
                 tg.cancel_scope.cancel()
         finally:
             sock.close()
             context.term()
-        log.info("worker process %d stopped (exit code %d)", self.pid, self._exit_code)
-        if self._exit_code:
-            # A hard stop: task threads may still run functions nobody waits for any more.
+        log.info("worker process %d stopped (exit code %d)%s", self.pid, self._exit_code,
+                 " to be replaced" if self._recycle else "")
+        if self._exit_code or self._recycle:
+            # Task threads may still run functions nobody waits for any more: don't join them.
             logging.shutdown()
             os._exit(self._exit_code)
         threads.shutdown(wait=True)
@@ -209,7 +228,7 @@ class WorkerActor:
         self._ready_sent_at = time.monotonic()
         self._send(Ready(
             queue=self.app.name,
-            concurrency=0 if self._draining else self.concurrency,
+            concurrency=0 if self._draining else self.concurrency + self._lent,
             pid=self.pid,
             host=self.host,
             replaces=self._replaces,
@@ -239,6 +258,8 @@ class WorkerActor:
             return
         if isinstance(message, Dispatch):
             self._on_dispatch(message)
+        elif isinstance(message, Cancel):
+            self._on_cancel(message)
         elif isinstance(message, Welcome):
             if not self._registered or message.boot_id != self._boot_id:
                 log.info("registered with broker %s (boot %s)", self.url, message.boot_id.hex())
@@ -265,6 +286,53 @@ class WorkerActor:
         for delivery in message.deliveries:
             self._running[delivery.envelope.uuid] = delivery.attempt
             self._inbox.put_nowait(delivery)
+
+    def _on_cancel(self, message: Cancel) -> None:
+        """Stop tasks the broker cancelled: a running one at its next await, a waiting one now."""
+        for uuid in message.uuids:
+            scope = self._scopes.get(uuid)
+            if scope is not None:
+                self._cancel_reasons[uuid] = message.reason
+                scope.cancel()
+            elif uuid in self._running:  # not started: it never will be
+                attempt = self._running.pop(uuid)
+                self._finish(TaskOutcome(uuid, attempt, "cancel", None, None, time.time(),
+                                         {"cancel_reason": message.reason}))
+
+    def _lend_slot(self) -> None:
+        """A task waits for other tasks: take one more at once, in an extra slot."""
+        self._lent += 1
+        assert self._tg is not None
+        self._tg.start_soon(self._slot)
+        if not self._draining:
+            self._send_ready()
+
+    def _reclaim_slot(self) -> None:
+        self._lent -= 1
+        self._retiring += 1
+        if not self._draining:
+            self._send_ready()
+
+    def _report_step(self, delivery: Delivery, index: int, value: bytes) -> None:
+        self._steps.append((delivery.envelope.uuid, delivery.attempt, index, value))
+        if len(self._steps) == 1 and not self._outbox:
+            self._loop.call_soon(self._flush)
+
+    def _watch_thread(self, name: str, uuid: UUID, done: threading.Event) -> None:
+        """A task's thread outlived its task (time limit, cancel): recycle this process if it
+        does not come back within the grace period, so it cannot hold a slot forever."""
+        grace = self.app.config.thread_stop_grace
+
+        async def watch() -> None:
+            await anyio.sleep(grace)  # the grace period itself; the thread cannot signal a loop
+            if not done.is_set():
+                log.error("task %s %s: its thread is still running %g s after the task ended; "
+                          "recycling worker process %d", name, uuid, grace, self.pid)
+                self._recycle = True
+                self.request_stop()
+
+        assert self._tg is not None
+        self._tg.start_soon(watch)
 
     def _register_again(self) -> None:
         """The broker does not know this process (it restarted, or declared us lost): READY again."""
@@ -300,6 +368,9 @@ class WorkerActor:
             self._flush()  # free slots early, so the broker refills them while the rest run
 
     def _flush(self) -> None:
+        if self._steps:  # steps first: a RESULT ends the task's stream
+            steps, self._steps = self._steps, []
+            self._send(Yield(steps))
         if self._outbox:
             batch, self._outbox = self._outbox, []
             self._send(Result(batch))
@@ -336,50 +407,27 @@ class WorkerActor:
     async def _slot(self) -> None:
         inbox = self._inbox
         running = self._running
+        runner = TaskRunner(self.app, report_step=self._report_step, watch_thread=self._watch_thread,
+                            lender=self._lender)
         while True:
+            if self._retiring:  # a lent slot taken back: one extra slot bows out
+                self._retiring -= 1
+                return
             delivery = await inbox.get()
             uuid = delivery.envelope.uuid
-            if uuid not in running:  # handed back while it waited in the inbox
+            if uuid not in running:  # handed back or cancelled while it waited in the inbox
                 continue
-            outcome = await self._execute(delivery)
+            scope = self._scopes[uuid] = anyio.CancelScope()
+            try:
+                outcome = await runner.run(delivery, scope, lambda: self._cancel_reasons.pop(uuid, None))
+            finally:
+                del self._scopes[uuid]
             if running.pop(uuid, None) is not None:
                 self._finish(outcome)
             if not running:
                 self._flush()  # nothing else will finish this turn: don't wait for it
                 if self._idle is not None:
                     self._idle.set()
-
-    async def _execute(self, delivery: Delivery) -> TaskOutcome:
-        envelope = delivery.envelope
-        name = envelope.task_name
-        uuid = UUID(bytes=envelope.uuid)
-        extra: dict[str, Any] = {}
-        schema = self.app.tasks.get(name)
-        try:
-            if schema is None:
-                known = list(self.app.tasks)
-                raise UnknownTaskError(name, known, difflib.get_close_matches(name, known, n=3))
-            args, kwargs = unpack_arguments(envelope.payload)
-            task_broker = TaskPrioritySchema(envelope.priority, uuid, name, args, kwargs,
-                                             envelope.created_at, time.time(), delivery.attempt)
-            executor_class = schema.executor or self.app.worker.task_executor
-            executor = executor_class(task_func=schema, task_broker=task_broker, log=log,
-                                      plugins=self.app.worker.plugins, app=self.app)
-            log.debug("task %s %s started (attempt %d)", name, uuid, delivery.attempt)
-            result = await executor.execute()
-            returning = pack_result(name, result)
-        except TaskCancelError as exc:
-            reason = str(exc) or f"{name}.cancel"
-            log.info("task %s %s cancelled: %s", name, uuid, reason)
-            return TaskOutcome(envelope.uuid, delivery.attempt, "cancel", None, None, time.time(),
-                               {"cancel_reason": reason})
-        except Exception as exc:
-            log.error("task %s %s failed: %s: %s", name, uuid, type(exc).__name__, exc)
-            text = ("".join(traceback.format_exception_only(exc)) if isinstance(exc, UnknownTaskError)
-                    else traceback.format_exc())
-            return TaskOutcome(envelope.uuid, delivery.attempt, "error", None, text, time.time(), extra)
-        log.debug("task %s %s succeeded", name, uuid)
-        return TaskOutcome(envelope.uuid, delivery.attempt, "success", returning, None, time.time(), extra)
 
 
 def _report_send_failure(sent: "asyncio.Future[Any]") -> None:

@@ -93,10 +93,14 @@ class Supervisor:
                 self._start_broker()
             else:
                 log.info("connecting %d worker process(es) to the broker at %s", self.processes, self.url)
+            events = self.app.events
+            events.fire_sync("starting", starter=self, worker=self.app.worker, broker=self.app.broker)
             for slot in self._slots:
                 self._start_worker(slot)
             self._supervise()
-            return self._shutdown()
+            code = self._shutdown()
+            events.fire_sync("stopping", starter=self, worker=self.app.worker, broker=self.app.broker)
+            return code
         finally:
             self._stop_broker()
             restore()
@@ -152,7 +156,7 @@ class Supervisor:
 
     def _start_worker(self, slot: _Slot, replaces: Optional[int] = None, cause: Optional[str] = None) -> None:
         options = dict(url=self.url, concurrency=self.concurrency, grace=self.grace,
-                       replaces=replaces, cause=cause)
+                       replaces=replaces, cause=cause, index=slot.index)
         process = self._context.Process(target=_worker_main,
                                         args=(self.app, options, self._wake_fds()),
                                         name=f"qtasks-worker-{slot.index}", daemon=False)

@@ -1,0 +1,104 @@
+"""Pydantic models as task arguments and results (optional: ``pip install "qtasks[pydantic]"``).
+
+The first parameter annotated with a ``BaseModel`` subclass (also ``Optional[M]``,
+``Annotated[M, ...]`` or a string annotation) is built from the call: from a dict
+passed for it, else from the keyword arguments named like the model's fields, else
+(when those do not validate) with the missing fields taken from the positional
+arguments in field order. A model returned by a task is stored as a plain dict.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from functools import lru_cache
+from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin
+
+from qtasks.executors.arguments import evaluate_annotation
+
+
+def _base_model() -> Optional[type]:
+    try:
+        from pydantic import BaseModel
+    except ImportError:
+        return None
+    return BaseModel
+
+
+def _model_in(annotation: Any, base: type) -> Optional[type]:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _model_in(get_args(annotation)[0], base)
+    if origin in (Union, types.UnionType):
+        return next((m for m in (_model_in(a, base) for a in get_args(annotation)) if m), None)
+    if inspect.isclass(annotation) and issubclass(annotation, base):
+        return annotation
+    return None
+
+
+@lru_cache(maxsize=None)
+def model_parameter(func: Callable[..., Any]) -> Optional[tuple[str, int, type]]:
+    """(name, position, model class) of the first model parameter of ``func``, or None."""
+    base = _base_model()
+    if base is None:
+        return None
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    for index, param in enumerate(parameters):
+        model = _model_in(evaluate_annotation(param.annotation, func), base)
+        if model is not None:
+            return param.name, index, model
+    return None
+
+
+def build_model(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], skip_first: bool) -> None:
+    """Replace the call's raw values by the model instance ``func`` expects (in place)."""
+    found = model_parameter(func)
+    if found is None:
+        return
+    name, position, model = found
+    given = args[position] if position < len(args) else kwargs.get(name)
+    if isinstance(given, model):
+        return
+    if isinstance(given, dict):  # the model's data, passed for it
+        built = _construct(model, name, given)
+        if position < len(args):
+            args[position] = built
+        else:
+            kwargs[name] = built
+        return
+    # its fields, by keyword; when that does not validate, the missing ones positionally,
+    # in field order, from the model's own position on
+    fields = list(model.model_fields)
+    data = {field: kwargs.pop(field) for field in fields if field in kwargs}
+    first = max(position, 1 if skip_first else 0)
+    leftovers = args[first:]
+    if leftovers and not _validates(model, data):
+        missing = [field for field in fields if field not in data]
+        data.update(zip(missing, leftovers))
+        del args[first:first + min(len(missing), len(leftovers))]
+    kwargs[name] = _construct(model, name, data)
+
+
+def _validates(model: type, data: dict[str, Any]) -> bool:
+    try:
+        model(**data)
+    except Exception:
+        return False
+    return True
+
+
+def _construct(model: type, name: str, data: dict[str, Any]) -> Any:
+    try:
+        return model(**data)
+    except Exception as exc:
+        raise ValueError(f"Error while building the model for {name!r}: {exc}") from exc
+
+
+def dump_model(value: Any) -> Any:
+    base = _base_model()
+    if base is not None and isinstance(value, base):
+        return value.model_dump(mode="json")
+    return value

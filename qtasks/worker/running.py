@@ -1,0 +1,162 @@
+"""``TaskRunner``: one delivery in, one outcome out.
+
+It finds the task, builds its executor, fires the task events, and turns whatever
+happened into the outcome the worker reports::
+
+    returned                      → success (the result packed; decode= output that msgpack
+                                    cannot carry is stored as its text)
+    raised TaskCancelError,
+      or cancelled from outside   → cancel, with cancel_reason
+    raised Retry, or an exception
+      retry_on_exc matches         → retry (while runs are left), the broker makes the next one
+    raised anything else          → error, with the traceback
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+from uuid import UUID
+
+import anyio
+
+from qtasks.exc import Retry, TaskCancelError, UnknownTaskError, UnserializableResultError
+from qtasks.protocol import Delivery, TaskOutcome, pack_result, pack_value, unpack_arguments
+from qtasks.schemas.task_exec import TaskExecSchema, TaskPrioritySchema
+from qtasks.worker.lending import SlotLender, current_lender
+
+log = logging.getLogger("qtasks.worker")
+
+DEFAULT_RETRY_BUDGET = 3
+"""Retries a task without ``retry=`` gets when it raises ``Retry``."""
+
+StepSink = Callable[[Delivery, int, bytes], None]
+ThreadWatch = Callable[[str, UUID, threading.Event], None]
+
+
+class TaskRunner:
+    def __init__(self, app: Any, *, report_step: StepSink, watch_thread: ThreadWatch,
+                 lender: Optional[SlotLender] = None) -> None:
+        self.app = app
+        self.report_step = report_step
+        self.watch_thread = watch_thread
+        self.lender = lender
+
+    async def run(self, delivery: Delivery, scope: anyio.CancelScope,
+                  cancel_reason: Callable[[], Optional[str]]) -> TaskOutcome:
+        envelope = delivery.envelope
+        name = envelope.task_name
+        uuid = UUID(bytes=envelope.uuid)
+        schema = self.app._lookup(name)
+        task_broker: Optional[TaskPrioritySchema] = None
+        executor: Any = None
+        try:
+            if schema is None:
+                known = list(self.app.tasks)
+                raise UnknownTaskError(name, known, difflib.get_close_matches(name, known, n=3))
+            args, kwargs = unpack_arguments(envelope.payload)
+            task_broker = TaskPrioritySchema(envelope.priority, uuid, name, args, kwargs,
+                                             envelope.created_at, time.time(), delivery.attempt)
+            executor = (schema.executor or self.app.worker.task_executor)(
+                task_func=schema, task_broker=task_broker, log=log, plugins=self.app.worker.plugins,
+                app=self.app)
+            executor.step_reporter = lambda index, value: self.report_step(delivery, index, _pack_step(value))
+            await self._fire("task_running", schema, task_broker)
+            log.debug("task %s %s started (attempt %d)", name, uuid, delivery.attempt)
+            lending = current_lender.set(self.lender)
+            try:
+                with scope:
+                    result = await executor.execute()
+            finally:
+                current_lender.reset(lending)
+            if scope.cancelled_caught:
+                outcome = self._cancelled(delivery, cancel_reason() or f"{name}.cancel")
+            else:
+                outcome = TaskOutcome(envelope.uuid, delivery.attempt, "success",
+                                      self._pack(schema, result), None, time.time(), {})
+        except TaskCancelError as exc:
+            outcome = self._cancelled(delivery, str(exc) or f"{name}.cancel")
+        except Exception as exc:
+            outcome = self._failed(delivery, schema, exc)
+        self._watch_abandoned_thread(name, uuid, executor)
+        if schema is not None and task_broker is not None:
+            event = {"success": "task_success", "cancel": "task_cancel"}.get(outcome.status, "task_error")
+            await self._fire(event, schema, task_broker, model=outcome)
+            await self._fire("task_stopping", schema, task_broker, model=outcome)
+        return outcome
+
+    def _pack(self, schema: TaskExecSchema, result: Any) -> bytes:
+        try:
+            return pack_result(schema.name, result)
+        except UnserializableResultError:
+            if schema.decode is None:
+                raise
+            # decode= made something msgpack cannot carry: keep it readable, as its text
+            log.warning("task %s: decode= returned a %s; storing its text", schema.name, type(result).__name__)
+            return pack_value(str(result))
+
+    def _cancelled(self, delivery: Delivery, reason: str) -> TaskOutcome:
+        log.info("task %s %s cancelled: %s", delivery.envelope.task_name,
+                 UUID(bytes=delivery.envelope.uuid), reason)
+        return TaskOutcome(delivery.envelope.uuid, delivery.attempt, "cancel", None, None, time.time(),
+                           {"cancel_reason": reason})
+
+    def _failed(self, delivery: Delivery, schema: Optional[TaskExecSchema], exc: Exception) -> TaskOutcome:
+        envelope = delivery.envelope
+        name, uuid = envelope.task_name, UUID(bytes=envelope.uuid)
+        text = ("".join(traceback.format_exception_only(exc)) if isinstance(exc, UnknownTaskError)
+                else traceback.format_exc())
+        extra: dict[str, Any] = {}
+        retry = _retry_plan(schema, envelope.metadata, exc) if schema is not None else None
+        if retry is not None:
+            remaining, delay = retry
+            if remaining > 0:
+                log.warning("task %s %s failed (%s: %s); retrying, %d run(s) left%s", name, uuid,
+                            type(exc).__name__, exc, remaining, f" in {delay:g} s" if delay else "")
+                return TaskOutcome(envelope.uuid, delivery.attempt, "retry", None, text, time.time(),
+                                   {"retry": remaining, "retry_delay": delay})
+            extra["retry"] = 0
+        log.error("task %s %s failed: %s: %s", name, uuid, type(exc).__name__, exc)
+        return TaskOutcome(envelope.uuid, delivery.attempt, "error", None, text, time.time(), extra)
+
+    def _watch_abandoned_thread(self, name: str, uuid: UUID, executor: Any) -> None:
+        """A plain ``def`` task that timed out or was cancelled may still run in its thread."""
+        done = getattr(executor, "_thread_done", None)
+        if done is not None and not done.is_set():
+            self.watch_thread(name, uuid, done)
+
+    async def _fire(self, event: str, schema: TaskExecSchema, task_broker: TaskPrioritySchema,
+                    **extra: Any) -> None:
+        events = self.app.events
+        if events is not None and events.has_handlers(event):
+            await events.fire_async(event, worker=self.app.worker, task_func=schema,
+                                    task_broker=task_broker, **extra)
+
+
+def _retry_plan(schema: TaskExecSchema, metadata: dict[str, Any], exc: Exception) -> Optional[tuple[int, float]]:
+    """(runs left before this failure, delay) when ``exc`` calls for a retry; None when it does not.
+
+    ``Retry`` always asks; another exception asks when the task has ``retry=`` and
+    ``retry_on_exc`` is unset or holds a class ``exc`` is an instance of.
+    """
+    if isinstance(exc, Retry):
+        budget, delay = (schema.retry if schema.retry is not None else DEFAULT_RETRY_BUDGET), exc.delay
+    elif schema.retry and (schema.retry_on_exc is None or isinstance(exc, tuple(schema.retry_on_exc))):
+        budget, delay = schema.retry, 0.0
+    else:
+        return None
+    remaining = metadata.get("retry", budget)
+    if isinstance(remaining, bool) or not isinstance(remaining, int):
+        remaining = budget
+    return remaining, float(delay)
+
+
+def _pack_step(value: Any) -> bytes:
+    try:
+        return pack_value(value)
+    except Exception:
+        return pack_value(repr(value))
