@@ -26,8 +26,7 @@ from collections import Counter
 from typing import Any, Callable, Optional
 
 from broker_daemon.delayed import DelayedTasks
-from broker_daemon.inflight import InFlightTable
-from broker_daemon.queues import PriorityQueue
+from broker_daemon.dispatcher import Dispatcher
 from broker_daemon.records import TaskRecord
 from broker_daemon.state import StateActor, StateOpError
 from broker_daemon.storage import MemoryStorage, Storage
@@ -37,7 +36,6 @@ from qtasks.enums import FINAL_STATUSES
 from qtasks.protocol import (
     Bye,
     Cancel,
-    Delivery,
     Dispatch,
     Error,
     Get,
@@ -63,7 +61,7 @@ from qtasks.protocol import (
 
 log = logging.getLogger("qtasks.broker")
 
-NEW, PROCESS, ERROR, RETRY, CANCEL = "new", "process", "error", "retry", "cancel"
+NEW, ERROR, RETRY, CANCEL = "new", "error", "retry", "cancel"
 WAIT_MARGIN = 5.0
 """Seconds a waiter registration outlives the client's own timeout before it is forgotten."""
 
@@ -88,21 +86,18 @@ class BrokerCore:
         self.boot_id = os.urandom(8)
         self.started_at = time.time()
         self._last_tick = time.monotonic()
-        self.queues: dict[str, PriorityQueue] = {}
+        self.totals: Counter[str] = Counter()
         self.workers: dict[bytes, WorkerPeer] = {}
-        self.queue_workers: dict[str, list[WorkerPeer]] = {}
-        self.inflight = InFlightTable()
+        self.dispatcher = Dispatcher(self.storage, self.totals)
+        self.inflight = self.dispatcher.inflight
         self.waiters = Waiters()
         self.watchers = Waiters()
         """Clients following generator steps (they are waiters for the end too)."""
         self.delayed = DelayedTasks()
         self.state = StateActor()
-        self.totals: Counter[str] = Counter()
         self._outgoing: list[tuple[bytes, Message]] = []
         self._notify: dict[bytes, list[tuple[bytes, TaskSnapshot]]] = {}
         self._progress: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
-        self._dirty: set[str] = set()
-        self._turn = 0
         self._handlers: dict[type, Callable[[bytes, Any], None]] = {
             Submit: self._on_submit,
             Wait: self._on_wait,
@@ -136,10 +131,8 @@ class BrokerCore:
 
     def flush(self) -> list[tuple[bytes, Message]]:
         """Dispatch what can be dispatched and hand over everything that must be sent."""
-        replies, self._outgoing = self._outgoing, []
-        while self._dirty:  # dispatches go out first: they are on every task's critical path
-            self._dispatch(self._dirty.pop())
-        self._outgoing.extend(replies)
+        # dispatches go out first: they are on every task's critical path
+        self._outgoing[:0] = self.dispatcher.dispatch()
         if self._progress:
             for peer, steps in self._progress.items():
                 self._outgoing.append((peer, Progress(steps)))
@@ -161,7 +154,7 @@ class BrokerCore:
             record = self.storage.get(uuid)
             if record is not None and record.status == NEW:
                 record.extra.pop("eta", None)
-                self._enqueue(record)
+                self.dispatcher.enqueue(record)
 
     def tick(self) -> None:
         """Called every heartbeat interval: declare silent workers lost, send heartbeats.
@@ -192,11 +185,11 @@ class BrokerCore:
         for delivery in message.deliveries:
             uuid = delivery.envelope.uuid
             if self.inflight.get(uuid) == (peer, delivery.attempt):
-                self._release(uuid, peer)
+                self.dispatcher.release(uuid, self.workers.get(peer))
                 record = self.storage.get(uuid)
                 if record is not None and not record.is_final:
                     record.attempts -= 1
-                    self._requeue(record)
+                    self.dispatcher.requeue(record)
         worker = self.workers.get(peer)
         if worker is not None:
             self._lose_worker(worker, reason)
@@ -217,7 +210,7 @@ class BrokerCore:
                 self.totals["resubmitted"] += 1
         self.storage.add_many(fresh)
         for record in fresh:
-            self._enqueue(record)
+            self.dispatcher.enqueue(record)
         self.totals["submitted"] += len(fresh)
         if msg.wait is not None:
             self._watch(peer, [e.uuid for e in msg.envelopes], msg.wait)
@@ -305,7 +298,7 @@ class BrokerCore:
         return {
             "boot_id": self.boot_id.hex(),
             "uptime": time.time() - self.started_at,
-            "queues": {name: len(queue) for name, queue in self.queues.items()},
+            "queues": {name: len(queue) for name, queue in self.dispatcher.queues.items()},
             "workers": [w.describe() for w in self.workers.values()],
             "in_flight": len(self.inflight),
             "delayed": len(self.delayed),
@@ -327,7 +320,7 @@ class BrokerCore:
                     self._lose_worker(old, msg.cause or "replaced by a new process")
             worker = WorkerPeer(peer, msg.queue, msg.concurrency, msg.pid, msg.host)
             self.workers[peer] = worker
-            self.queue_workers.setdefault(msg.queue, []).append(worker)
+            self.dispatcher.join(worker)
             log.info("worker %s (pid %d on %s) joined queue %r with %d slots",
                      peer.decode("utf-8", "replace"), msg.pid, msg.host, msg.queue, msg.concurrency)
         elif msg.concurrency != worker.concurrency:
@@ -335,7 +328,7 @@ class BrokerCore:
                      worker.pid, msg.concurrency, " (draining)" if msg.concurrency == 0 else "")
             worker.concurrency = msg.concurrency
         self._adopt(worker, msg.running)
-        self._dirty.add(worker.queue)
+        self.dispatcher.changed(worker)
         self._outgoing.append(
             (peer, Welcome(self.boot_id, self.heartbeat_interval, self.heartbeat_liveness)))
 
@@ -345,11 +338,7 @@ class BrokerCore:
             record = self.storage.get(uuid)
             if record is None or record.is_final or self.inflight.get(uuid) is not None:
                 continue
-            record.status = PROCESS
-            record.attempts = max(record.attempts, attempt)
-            self.inflight.add(uuid, worker.identity, attempt)
-            worker.busy += 1
-            self.storage.save(record)
+            self.dispatcher.adopt(record, worker, attempt)
 
     def _on_heartbeat(self, peer: bytes, msg: Heartbeat) -> None:
         if peer not in self.workers:
@@ -360,7 +349,7 @@ class BrokerCore:
         for outcome in msg.outcomes:
             uuid = outcome.uuid
             if self.inflight.get(uuid) == (peer, outcome.attempt):
-                self._release(uuid, peer)
+                self.dispatcher.release(uuid, self.workers.get(peer))
             record = self.storage.get(uuid)
             if record is None:
                 self.totals["unknown_results"] += 1
@@ -426,7 +415,7 @@ class BrokerCore:
             child.extra["eta"] = now + delay
             self.delayed.add(now + delay, child_uuid)
         else:
-            self._enqueue(child)
+            self.dispatcher.enqueue(child)
 
     def _on_yield(self, peer: bytes, msg: Yield) -> None:
         for uuid, attempt, index, value in msg.steps:
@@ -442,12 +431,12 @@ class BrokerCore:
         for uuid, attempt in msg.items:
             if self.inflight.get(uuid) != (peer, attempt):
                 continue
-            self._release(uuid, peer)
+            self.dispatcher.release(uuid, self.workers.get(peer))
             record = self.storage.get(uuid)
             if record is not None and not record.is_final:
                 record.attempts -= 1
                 self.totals["returned"] += 1
-                self._requeue(record)
+                self.dispatcher.requeue(record)
 
     def _on_bye(self, peer: bytes, msg: Bye) -> None:
         worker = self.workers.get(peer)
@@ -467,8 +456,7 @@ class BrokerCore:
         refunded), and tasks that merely shared its process lose nothing.
         """
         del self.workers[worker.identity]
-        self.queue_workers[worker.queue].remove(worker)
-        held = self.inflight.pop_worker(worker.identity)
+        held = self.dispatcher.leave(worker)
         shared = len(held) > 1
         requeued = failed = 0
         for uuid in held:
@@ -493,101 +481,13 @@ class BrokerCore:
                 self._finish(record)
             else:
                 requeued += 1
-                self._requeue(record)
+                self.dispatcher.requeue(record)
         if held:
             log.warning("worker %s (pid %d) lost: %s; %d task(s) requeued, %d failed for good",
                         worker.identity.decode("utf-8", "replace"), worker.pid, cause, requeued, failed)
         else:
             log.info("worker %s (pid %d) left: %s", worker.identity.decode("utf-8", "replace"),
                      worker.pid, cause)
-        self._dirty.add(worker.queue)
-
-    # ------------------------------------------------------------------ queues and dispatch
-
-    def _enqueue(self, record: TaskRecord) -> None:
-        if record.queued:
-            return
-        record.queued = True
-        envelope = record.envelope
-        queue = self.queues.get(envelope.queue)
-        if queue is None:
-            queue = self.queues[envelope.queue] = PriorityQueue()
-        queue.push(envelope.priority, envelope.uuid)
-        self._dirty.add(envelope.queue)
-
-    def _requeue(self, record: TaskRecord) -> None:
-        """Back to the head of its priority: it already waited its turn once."""
-        record.status = NEW
-        record.updated_at = time.time()
-        self.storage.save(record)
-        self.totals["requeued"] += 1
-        if record.queued:
-            return
-        record.queued = True
-        envelope = record.envelope
-        queue = self.queues.setdefault(envelope.queue, PriorityQueue())
-        queue.push_front(envelope.priority, envelope.uuid)
-        self._dirty.add(envelope.queue)
-
-    def _release(self, uuid: bytes, peer: bytes) -> None:
-        self.inflight.remove(uuid)
-        worker = self.workers.get(peer)
-        if worker is not None:
-            worker.busy -= 1
-            if worker.isolating == uuid:
-                worker.isolating = None
-            self._dirty.add(worker.queue)
-
-    def _dispatch(self, queue_name: str) -> None:
-        """Hand queued tasks to the workers with the most free slots, never beyond their credit."""
-        queue = self.queues.get(queue_name)
-        if not queue:
-            return
-        workers = self.queue_workers.get(queue_name, ())
-        ready = [w for w in workers if w.free > 0]
-        if not ready:
-            return
-        if len(ready) > 1:  # rotate, so equally free workers take turns
-            self._turn = (self._turn + 1) % len(ready)
-            ready = ready[self._turn:] + ready[:self._turn]
-        get, save, inflight = self.storage.get, self.storage.save, self.inflight
-        batches: dict[bytes, list[Delivery]] = {}
-        now = time.time()
-        count = 0
-        while ready and queue:
-            uuid = queue.pop()
-            record = get(uuid)
-            if record is None:
-                continue
-            record.queued = False
-            if record.status != NEW:  # cancelled or adopted while it waited
-                continue
-            if record.suspect:
-                # It was lost alongside other tasks: it runs alone, on a process with nothing else.
-                worker = next((w for w in ready if w.busy == 0), None)
-                if worker is None:
-                    record.queued = True
-                    queue.push_front(record.envelope.priority, uuid)
-                    break  # keep its place; an idle process will take it
-                worker.isolating = uuid
-            else:
-                worker = ready[0] if len(ready) == 1 else max(ready, key=_free_slots)
-            record.attempts += 1
-            record.status = PROCESS
-            record.updated_at = now
-            save(record)
-            inflight.add(uuid, worker.identity, record.attempts)
-            worker.busy += 1
-            batch = batches.get(worker.identity)
-            if batch is None:
-                batch = batches[worker.identity] = []
-            batch.append(Delivery(record.envelope, record.attempts))
-            count += 1
-            if worker.free <= 0:
-                ready.remove(worker)
-        self.totals["dispatched"] += count
-        for identity, deliveries in batches.items():
-            self._outgoing.append((identity, Dispatch(deliveries)))
 
     def _finish(self, record: TaskRecord) -> None:
         """The record reached a final status: persist it and push it to whoever waits."""
@@ -598,7 +498,3 @@ class BrokerCore:
             snapshot = record.snapshot()
             for peer, _, asked in waiting:
                 self._notify.setdefault(peer, []).append((asked, snapshot))
-
-
-def _free_slots(worker: WorkerPeer) -> int:
-    return worker.free
