@@ -23,6 +23,7 @@ from broker_daemon.storage import Storage
 from qtasks.deadlines import TimerHeap
 from qtasks.exc import DecodeError, ProtocolVersionError
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, decode, encode
+from qtasks.transport import send_frames
 from qtasks.urls import DEFAULT_BROKER_URL, bindable
 
 log = logging.getLogger("qtasks.broker")
@@ -190,7 +191,7 @@ class Broker:
 
     def _send_one(self, sock: zmq.Socket[Any], peer: bytes, message: Message) -> None:
         try:
-            sock.send_multipart([peer, *encode(message)], zmq.NOBLOCK)
+            send_frames(sock, [peer, *encode(message)])
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
                 self.core.undeliverable(peer, message, "it disconnected (unreachable)")

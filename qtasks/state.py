@@ -67,8 +67,9 @@ class BaseState:
             raise UnserializableArgumentError(f"{type(self).__qualname__}.{op}", "value", culprit,
                                               str(exc)) from exc
         broker = self._resolve_app().broker
-        return PendingCall(broker.state(self.namespace, op, packed), unpack_value,
-                           broker.connect_timeout, broker.url)
+        namespace = self.namespace
+        return PendingCall(broker, lambda b: b.state(namespace, op, packed), unpack_value,
+                           broker.connect_timeout)
 
     def __repr__(self) -> str:
         scope = f" scope={self._scope!r}" if self._scope else ""

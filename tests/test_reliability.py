@@ -114,6 +114,7 @@ def test_r11_unserializable_arguments_raise_before_anything_is_sent():
     with pytest.raises(UnserializableArgumentError, match="over the"):
         client.add_task("echo", "x" * (65 * 1024 * 1024))
     assert client.broker._connection is None  # no socket was even opened
+    assert getattr(client.broker._own, "connection", None) is None
 
 
 def _raw_dealer(url: str) -> zmq.Socket:

@@ -133,12 +133,12 @@ class BaseQueueTasks(TaskRegistrar):
         envelope = self._envelope(task_name, args, kwargs, priority)
         broker = self.broker
         if timeout is None:
-            return PendingCall(broker.submit([envelope]),
+            return PendingCall(broker, lambda b: b.submit([envelope]),
                                lambda _: new_task(envelope, tuple(args), kwargs, self),
-                               broker.connect_timeout, broker.url)
-        return PendingCall(broker.submit([envelope], wait=timeout),
+                               broker.connect_timeout)
+        return PendingCall(broker, lambda b: b.submit([envelope], wait=timeout),
                            lambda found: self._finished(found, [envelope], timeout)[0],
-                           timeout + broker.connect_timeout, broker.url, waits_for_tasks=True)
+                           timeout + broker.connect_timeout, waits_for_tasks=True)
 
     def _add_tasks_call(self, calls: Iterable[TaskCall],
                         timeout: Optional[float]) -> PendingCall[list[Optional[Task]]]:
@@ -155,12 +155,12 @@ class BaseQueueTasks(TaskRegistrar):
         envelopes = [envelope for envelope, _, _ in prepared]
         broker = self.broker
         if timeout is None:
-            return PendingCall(broker.submit(envelopes),
+            return PendingCall(broker, lambda b: b.submit(envelopes),
                                lambda _: [new_task(e, tuple(a), k, self) for e, a, k in prepared],
-                               broker.connect_timeout, broker.url)
-        return PendingCall(broker.submit(envelopes, wait=timeout),
+                               broker.connect_timeout)
+        return PendingCall(broker, lambda b: b.submit(envelopes, wait=timeout),
                            lambda found: self._finished(found, envelopes, timeout),
-                           timeout + broker.connect_timeout, broker.url, waits_for_tasks=True)
+                           timeout + broker.connect_timeout, waits_for_tasks=True)
 
     def _finished(self, found: list[Optional[TaskSnapshot]], envelopes: list[TaskEnvelope],
                   timeout: float) -> list[Optional[Task]]:
@@ -175,22 +175,18 @@ class BaseQueueTasks(TaskRegistrar):
     def _get_call(self, uuid: Union[UUID, str]) -> PendingCall[Optional[Task]]:
         raw = _uuid_bytes(uuid)
         broker = self.broker
-        return PendingCall(broker.get([raw]),
-                           lambda found: None if found[0] is None else task_from_snapshot(found[0], self),
-                           broker.connect_timeout, broker.url)
+        return PendingCall(broker, lambda b: b.get([raw]), self._first_task, broker.connect_timeout)
 
     def _wait_call(self, uuid: Union[UUID, str], timeout: float) -> PendingCall[Optional[Task]]:
         raw = _uuid_bytes(uuid)
         broker = self.broker
-        return PendingCall(broker.wait([raw], timeout),
-                           lambda found: None if found[0] is None else task_from_snapshot(found[0], self),
-                           timeout + broker.connect_timeout, broker.url, waits_for_tasks=True)
+        return PendingCall(broker, lambda b: b.wait([raw], timeout), self._first_task,
+                           timeout + broker.connect_timeout, waits_for_tasks=True)
 
     def _cancel_call(self, uuid: Union[UUID, str], reason: str) -> PendingCall[Optional[Task]]:
         broker = self.broker
-        return PendingCall(broker.cancel([_uuid_bytes(uuid)], reason),
-                           lambda found: None if found[0] is None else task_from_snapshot(found[0], self),
-                           broker.connect_timeout, broker.url)
+        raw = _uuid_bytes(uuid)
+        return PendingCall(broker, lambda b: b.cancel([raw], reason), self._first_task, broker.connect_timeout)
 
     def _follow(self, uuid: Union[UUID, str], timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None:
         """Start following a task's steps; ``on_item`` gets them (see ``stream``)."""
@@ -201,7 +197,10 @@ class BaseQueueTasks(TaskRegistrar):
 
     def _stats_call(self) -> PendingCall[dict[str, Any]]:
         broker = self.broker
-        return PendingCall(broker.stats(), lambda value: value, broker.connect_timeout, broker.url)
+        return PendingCall(broker, lambda b: b.stats(), lambda value: value, broker.connect_timeout)
+
+    def _first_task(self, found: list[Optional[TaskSnapshot]]) -> Optional[Task]:
+        return None if found[0] is None else task_from_snapshot(found[0], self)
 
     # ------------------------------------------------------------------ serving
 

@@ -49,5 +49,13 @@ class BaseBroker(ABC):
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         """Apply a State operation (``args`` and the result are msgpack)."""
 
+    def blocking(self) -> BaseBroker:
+        """The broker to use for a call the current thread will block on.
+
+        It may return an object with ``drive(future, timeout) -> bool``: the blocking caller
+        then runs the I/O itself until its future is done.
+        """
+        return self
+
     def close(self) -> None:
         """Release connections; safe to call more than once."""

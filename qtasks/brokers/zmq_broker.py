@@ -25,6 +25,8 @@ class ZmqBroker(BaseBroker):
         self.connect_timeout = connect_timeout
         self._connection: BrokerConnection | None = None
         self._opening = threading.Lock()
+        self._own = threading.local()
+        """Each thread's own blocking connection (see :meth:`blocking`)."""
 
     @property
     def connection(self) -> BrokerConnection:
@@ -37,6 +39,17 @@ class ZmqBroker(BaseBroker):
                 if connection is None or connection.pid != os.getpid() or connection.closed:
                     connection = self._connection = BrokerConnection(
                         self.url, connect_timeout=self.connect_timeout)
+        return connection
+
+    def blocking(self) -> BrokerConnection:
+        """This thread's own connection, which the blocked caller drives itself: no I/O-thread
+        hand-off on the way out or back (about two context switches less per call)."""
+        connection: BrokerConnection | None = getattr(self._own, "connection", None)
+        if connection is None or connection.pid != os.getpid() or connection.closed:
+            if connection is not None and connection.pid == os.getpid():
+                connection.close()  # closed from another thread: its owner finishes the job
+            connection = self._own.connection = BrokerConnection(
+                self.url, connect_timeout=self.connect_timeout, threaded=False)
         return connection
 
     def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
@@ -64,6 +77,10 @@ class ZmqBroker(BaseBroker):
         return self.connection.state(namespace, op, args)
 
     def close(self) -> None:
+        """Close the shared connection and this thread's own (other threads' close on their next use)."""
         connection, self._connection = self._connection, None
         if connection is not None and connection.pid == os.getpid():
             connection.close()
+        own = getattr(self._own, "connection", None)
+        if own is not None and own.pid == os.getpid():
+            own.close()

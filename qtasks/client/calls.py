@@ -1,37 +1,41 @@
-"""``PendingCall``: a request in flight, and the one place both API faces wait on it.
+"""``PendingCall``: a request described once, and the one place both API faces wait on it.
 
-The I/O thread resolves a ``concurrent.futures.Future`` with wire-level values;
-``convert`` turns them into what the API returns, on the caller's thread, so
-unpacking results never slows the I/O thread. The sync face calls
-:meth:`result`, the async face awaits :meth:`wait_async`.
+``start(broker)`` sends the request and returns a ``concurrent.futures.Future`` of its
+wire-level answer; ``convert`` turns that into what the API returns, on the caller's
+thread. The sync face calls :meth:`result`: the request goes out on the calling
+thread's own connection, which that thread drives while it waits. The async face
+awaits :meth:`wait_async`: the request goes through the shared I/O thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import Future
-from contextlib import nullcontext
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Generic, TypeVar
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 from qtasks.exc import BrokerUnavailableError
 from qtasks.worker.lending import current_lender
 
+if TYPE_CHECKING:
+    from qtasks.brokers.base import BaseBroker
+
 T = TypeVar("T")
 
 _SAFETY_MARGIN = 5.0
-"""The connection bounds every wait itself; this only guards against its I/O thread dying."""
+"""The connection bounds every wait itself; this only guards against it failing to."""
 
 
 class PendingCall(Generic[T]):
-    __slots__ = ("future", "convert", "limit", "url", "waits_for_tasks")
+    __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks")
 
-    def __init__(self, future: Future[Any], convert: Callable[[Any], T], limit: float, url: str,
-                 *, waits_for_tasks: bool = False) -> None:
-        self.future = future
+    def __init__(self, broker: BaseBroker, start: Callable[[BaseBroker], Future[Any]],
+                 convert: Callable[[Any], T], limit: float, *, waits_for_tasks: bool = False) -> None:
+        self.broker = broker
+        self.start = start
         self.convert = convert
         self.limit = limit + _SAFETY_MARGIN
-        self.url = url
         self.waits_for_tasks = waits_for_tasks
         """Waiting for other tasks to run: inside a task, its slot is lent meanwhile."""
 
@@ -40,17 +44,23 @@ class PendingCall(Generic[T]):
         return lender.lent() if lender is not None else nullcontext()
 
     def result(self) -> T:
+        channel = self.broker.blocking()
+        future = self.start(channel)
+        drive = getattr(channel, "drive", None)
         try:
             with self._lending():
-                value = self.future.result(self.limit)
+                if drive is not None:
+                    drive(future, self.limit)
+                value = future.result(0 if drive is not None else self.limit)
         except FutureTimeout:
-            raise BrokerUnavailableError(self.url, self.limit) from None
+            raise BrokerUnavailableError(self.broker.url, self.limit) from None
         return self.convert(value)
 
     async def wait_async(self) -> T:
+        future = self.start(self.broker)
         try:
             with self._lending():
-                value = await asyncio.wait_for(asyncio.wrap_future(self.future), self.limit)
+                value = await asyncio.wait_for(asyncio.wrap_future(future), self.limit)
         except asyncio.TimeoutError:
-            raise BrokerUnavailableError(self.url, self.limit) from None
+            raise BrokerUnavailableError(self.broker.url, self.limit) from None
         return self.convert(value)

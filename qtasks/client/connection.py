@@ -1,21 +1,27 @@
-"""A client's link to the broker: one DEALER socket owned by one I/O thread.
+"""A client's link to the broker: one DEALER socket, driven by exactly one thread.
 
-ZeroMQ sockets must not be shared between threads, and an app object is shared
-by web-server threads and asyncio tasks alike. So every public method here only
-appends a closure to a deque and wakes the I/O thread through a pipe; the I/O
-thread alone touches the socket and the bookkeeping below, and answers through
-``concurrent.futures.Future`` objects (the async face wraps them). No locks::
+ZeroMQ sockets must not be shared between threads, and an app object is shared by
+web-server threads and asyncio tasks alike. Two ways to keep that rule, one class:
 
-    caller threads ──closure──▶ deque ─▶ I/O thread ──SUBMIT/WAIT/GET──▶ broker
-         ▲                                  │ pending {req_id: request}
-         └──────── Future.set_result ◀──────┤ waits   {uuid: [BatchWait]}  ◀── REPLY / NOTIFY
-                                            │ timers  (request and wait deadlines, pings)
+- **threaded** (async callers, streams): an I/O thread owns the socket. Public methods
+  only append a closure to a deque and wake the thread through a pipe; it alone touches
+  the socket and the bookkeeping below, and answers through ``concurrent.futures.Future``
+  objects (the async face wraps them). No locks::
+
+      callers ──closure──▶ deque ─▶ I/O thread ──SUBMIT/WAIT/GET──▶ broker
+         ▲                              │ pending {req_id: request}
+         └──── Future.set_result ◀──────┤ waits   {uuid: [BatchWait]}  ◀── REPLY / NOTIFY
+                                        │ timers  (request and wait deadlines, pings)
+
+- **not threaded** (blocking callers): each thread has a connection of its own and
+  runs the very same loop itself while it waits (:meth:`BrokerConnection.drive`),
+  saving the two thread hand-offs per call.
 
 Every wait is bounded: a request the broker does not answer within
 ``connect_timeout`` fails with :class:`BrokerUnavailableError` (and the socket is
 replaced, so nothing queued for a broker that may appear later is sent behind
 the caller's back); a result wait ends at its deadline with ``None`` for the tasks
-that did not finish; while results are awaited the thread pings the broker, so a
+that did not finish; while results are awaited the connection pings the broker, so a
 broker that died or restarted is noticed instead of waited on.
 """
 
@@ -25,15 +31,17 @@ import logging
 import math
 import os
 import threading
+import time
 import uuid as uuid_module
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import zmq
 
 from qtasks.deadlines import Timer, TimerHeap
 from qtasks.enums import FINAL_STATUSES
+from qtasks.transport import send_frames
 from qtasks.exc import BrokerUnavailableError, DecodeError, TaskLostError, reply_error
 from qtasks.protocol import (
     Cancel,
@@ -118,19 +126,29 @@ class _Stream:
 
 
 class BrokerConnection:
-    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0) -> None:
+    """The client side of the protocol, over one DEALER socket.
+
+    ``threaded`` (the default): an I/O thread owns the socket; any thread or event loop
+    may call in, and gets ``Future`` objects resolved by that thread.
+    Not threaded: the connection belongs to the thread that made it, which drives the
+    socket itself while it waits (:meth:`drive`): no hand-off to another thread, which
+    is what a blocking caller wants (each thread gets its own, see ``ZmqBroker.blocking``).
+    """
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0,
+                 threaded: bool = True) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
+        self.threaded = threaded
         self.pid = os.getpid()
         self._calls: deque[Callable[[], None]] = deque()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
         self._closing = False
         self._closed = threading.Event()
-        # Everything below belongs to the I/O thread.
+        # Everything below belongs to the thread that runs the socket.
         self._context: zmq.Context[Any] | None = None
         self._socket: zmq.Socket[Any] | None = None
+        self._poller = zmq.Poller()
         self._timers = TimerHeap()
         self._next_id = 0
         self._pending: dict[int, _Request] = {}
@@ -138,8 +156,16 @@ class BrokerConnection:
         self._streams: dict[bytes, list[_Stream]] = {}
         self._boot_id: bytes | None = None
         self._pinging = False
-        self._thread = threading.Thread(target=self._run, name="qtasks-client-io", daemon=True)
-        self._thread.start()
+        if threaded:
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_w, False)
+            self._poller.register(self._wake_r, zmq.POLLIN)
+            self._thread = threading.Thread(target=self._run, name="qtasks-client-io", daemon=True)
+            self._thread.start()
+        else:
+            self._owner = threading.get_ident()
+            self._context = zmq.Context.instance()  # shared by this process's per-thread sockets
+            self._open_socket()
 
     # ------------------------------------------------------------------ thread-safe API
 
@@ -228,12 +254,27 @@ class BrokerConnection:
         return self._simple(lambda req_id: StateOp(req_id, namespace, op, args), Reply.as_packed)
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the I/O thread; whatever still waits fails. Idempotent."""
+        """Stop using the socket; whatever still waits fails. Idempotent."""
         if self._closed.is_set() or os.getpid() != self.pid:
             return
         self._closing = True
-        self._wake()
-        self._closed.wait(timeout)
+        if self.threaded:
+            self._wake()
+            self._closed.wait(timeout)
+        elif threading.get_ident() == self._owner:
+            self._shutdown()
+
+    def drive(self, future: Future[Any], timeout: float) -> bool:
+        """Not threaded: run the socket on this thread until ``future`` is done (False: timed out)."""
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("a blocking broker connection is used only by the thread that made it")
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closing:
+                return future.done()
+            self._turn(remaining)
+        return True
 
     @property
     def closed(self) -> bool:
@@ -250,6 +291,9 @@ class BrokerConnection:
     def _call(self, fn: Callable[[], None]) -> None:
         if self._closing:
             raise RuntimeError("this broker connection is closed")
+        if not self.threaded:
+            fn()  # the owning thread itself runs the socket
+            return
         self._calls.append(fn)
         self._wake()
 
@@ -265,7 +309,8 @@ class BrokerConnection:
         try:
             self._context = zmq.Context()
             self._open_socket()
-            self._loop()
+            while not self._closing:
+                self._turn(None)
         except Exception:
             log.exception("the client I/O thread for %s failed", self.url)
         finally:
@@ -273,34 +318,32 @@ class BrokerConnection:
 
     def _open_socket(self) -> None:
         assert self._context is not None
+        if self._socket is not None:
+            self._poller.unregister(self._socket)
+            self._socket.close(linger=0)
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
         sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
         sock.setsockopt(zmq.IDENTITY, b"c-" + os.urandom(6).hex().encode())
         sock.connect(self.url)
+        self._poller.register(sock, zmq.POLLIN)
         self._socket = sock
 
-    def _loop(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._wake_r, zmq.POLLIN)
-        registered = None
-        while not self._closing:
-            if registered is not self._socket:
-                if registered is not None:
-                    poller.unregister(registered)
-                poller.register(self._socket, zmq.POLLIN)
-                registered = self._socket
-            timeout = self._timers.timeout()
-            events = dict(poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
-            if self._wake_r in events:
-                os.read(self._wake_r, 65536)
-            calls = self._calls
-            while calls:
-                _guarded(calls.popleft())
-            if self._socket in events:
-                self._receive()
-            self._timers.run_due()
+    def _turn(self, max_wait: Optional[float]) -> None:
+        """One turn: wait for the socket, a caller or the next timer (at most ``max_wait``), then act."""
+        timeout = self._timers.timeout()
+        if max_wait is not None:
+            timeout = max_wait if timeout is None else min(timeout, max_wait)
+        events = dict(self._poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+        if self.threaded and self._wake_r in events:
+            os.read(self._wake_r, 65536)
+        calls = self._calls
+        while calls:
+            _guarded(calls.popleft())
+        if self._socket in events:
+            self._receive()
+        self._timers.run_due()
 
     def _shutdown(self) -> None:
         closed = RuntimeError("the broker connection was closed")
@@ -310,13 +353,14 @@ class BrokerConnection:
             self._fail_everything(closed)
         if self._socket is not None:
             self._socket.close(linger=0)
-        if self._context is not None:
+            self._socket = None
+        if self.threaded and self._context is not None:
             self._context.term()
         self._closed.set()
 
     def __del__(self) -> None:
         # The wake pipe outlives the thread so a late caller never writes to a recycled fd.
-        if os.getpid() == self.pid:
+        if self.threaded and os.getpid() == self.pid:
             for fd in (self._wake_r, self._wake_w):
                 try:
                     os.close(fd)
@@ -325,7 +369,7 @@ class BrokerConnection:
 
     def _send(self, message: Message) -> None:
         assert self._socket is not None
-        self._socket.send_multipart(encode(message), zmq.NOBLOCK)
+        send_frames(self._socket, encode(message))
 
     def _receive(self) -> None:
         sock = self._socket
@@ -388,8 +432,6 @@ class BrokerConnection:
         self._fail_everything(error)
         # Replace the socket: messages queued for a broker that is not there must not
         # reach one that starts later, after the caller was told they failed.
-        assert self._socket is not None
-        self._socket.close(linger=0)
         self._open_socket()
         self._boot_id = None
 

@@ -93,7 +93,6 @@ class BaseTaskExecutor(ABC):
         return await value if inspect.isawaitable(value) else value
 
     async def execute(self, decode: bool = True) -> Any:
-        owner = f"task {self.task_func.name} {self.task_broker.uuid}"
         try:
             await self.execute_middlewares_before()
             await self.before_execute()
@@ -103,21 +102,27 @@ class BaseTaskExecutor(ABC):
             if decode:
                 self._result = await self.decode()
         except BaseException:
-            await close(self._teardowns, owner)  # the task's own error is the one to report
+            if self._teardowns:
+                await close(self._teardowns, self._owner())  # the task's own error is the one to report
             raise
-        failure = await close(self._teardowns, owner)
-        if failure is not None:
-            raise failure
+        if self._teardowns:
+            failure = await close(self._teardowns, self._owner())
+            if failure is not None:
+                raise failure
         return self._result
+
+    def _owner(self) -> str:
+        return f"task {self.task_func.name} {self.task_broker.uuid}"
 
     # ------------------------------------------------------------------ helpers
 
     def _worker_middlewares(self, attribute: str) -> list[type]:
-        worker = getattr(self.app, "worker", None)
-        return list(getattr(worker, attribute, ()))
+        return getattr(self.app.worker, attribute)
 
     async def _run_middlewares(self, *groups: list[type]) -> None:
         for group in groups:
+            if not group:
+                continue
             for middleware in group:
                 outcome = middleware(self)()
                 if inspect.isawaitable(outcome):

@@ -69,6 +69,8 @@ async def _enter_sync(manager: Any, teardowns: list[Teardown]) -> Any:
 
 async def close(teardowns: list[Teardown], owner: str) -> BaseException | None:
     """Run ``teardowns`` newest first, shielded from cancellation; returns the first failure."""
+    if not teardowns:
+        return None
     first: BaseException | None = None
     with anyio.CancelScope(shield=True):
         while teardowns:

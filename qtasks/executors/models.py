@@ -10,6 +10,7 @@ arguments in field order. A model returned by a task is stored as a plain dict.
 from __future__ import annotations
 
 import inspect
+import sys
 import types
 from functools import lru_cache
 from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin
@@ -18,11 +19,9 @@ from qtasks.executors.arguments import evaluate_annotation
 
 
 def _base_model() -> Optional[type]:
-    try:
-        from pydantic import BaseModel
-    except ImportError:
-        return None
-    return BaseModel
+    """pydantic's BaseModel, if the app imported pydantic (no model can exist otherwise)."""
+    pydantic = sys.modules.get("pydantic")
+    return getattr(pydantic, "BaseModel", None)
 
 
 def _model_in(annotation: Any, base: type) -> Optional[type]:

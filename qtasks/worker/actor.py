@@ -107,8 +107,8 @@ class WorkerActor:
         item here, and this loop always runs on anyio's asyncio backend."""
         self._outbox: list[TaskOutcome] = []
         self._steps: list[tuple[bytes, int, int, bytes]] = []
-        self._scopes: dict[bytes, anyio.CancelScope] = {}
-        """Cancel scopes of the running tasks, for cancellation from outside."""
+        self._cancellable: dict[bytes, asyncio.Task[Any]] = {}
+        """The slot running each task's function, for cancellation from outside."""
         self._cancel_reasons: dict[bytes, str] = {}
         self._recycle = False
         self._tg: Optional[TaskGroup] = None
@@ -218,7 +218,12 @@ class WorkerActor:
     # ------------------------------------------------------------------ the socket
 
     def _send(self, message: Message) -> None:
-        """Queue ``message`` on the socket without waiting; ZeroMQ keeps the order."""
+        """Queue ``message`` on the socket without waiting; ZeroMQ keeps the order.
+
+        Always through the asyncio socket: a send straight on the underlying socket can
+        consume the readiness edge of its file descriptor, and the receive loop would then
+        never hear of messages already waiting.
+        """
         assert self._socket is not None
         sent = self._socket.send_multipart(encode(message))
         if not sent.done() or sent.exception() is not None:
@@ -290,10 +295,10 @@ class WorkerActor:
     def _on_cancel(self, message: Cancel) -> None:
         """Stop tasks the broker cancelled: a running one at its next await, a waiting one now."""
         for uuid in message.uuids:
-            scope = self._scopes.get(uuid)
-            if scope is not None:
+            task = self._cancellable.get(uuid)
+            if task is not None:
                 self._cancel_reasons[uuid] = message.reason
-                scope.cancel()
+                task.cancel()  # raised at the task's next await; its runner turns it into "cancel"
             elif uuid in self._running:  # not started: it never will be
                 attempt = self._running.pop(uuid)
                 self._finish(TaskOutcome(uuid, attempt, "cancel", None, None, time.time(),
@@ -417,11 +422,7 @@ class WorkerActor:
             uuid = delivery.envelope.uuid
             if uuid not in running:  # handed back or cancelled while it waited in the inbox
                 continue
-            scope = self._scopes[uuid] = anyio.CancelScope()
-            try:
-                outcome = await runner.run(delivery, scope, lambda: self._cancel_reasons.pop(uuid, None))
-            finally:
-                del self._scopes[uuid]
+            outcome = await runner.run(delivery, self._cancellable, lambda: self._cancel_reasons.pop(uuid, None))
             if running.pop(uuid, None) is not None:
                 self._finish(outcome)
             if not running:

@@ -14,6 +14,7 @@ happened into the outcome the worker reports::
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import threading
@@ -22,8 +23,6 @@ import traceback
 from typing import Any, Callable, Optional
 from uuid import UUID
 
-import anyio
-
 from qtasks.exc import Retry, TaskCancelError, UnknownTaskError, UnserializableResultError
 from qtasks.protocol import Delivery, TaskOutcome, pack_result, pack_value, unpack_arguments
 from qtasks.schemas.task_exec import TaskExecSchema, TaskPrioritySchema
@@ -31,6 +30,7 @@ from qtasks.worker.lending import SlotLender, current_lender
 
 log = logging.getLogger("qtasks.worker")
 
+TASK_EVENTS = ("task_running", "task_success", "task_error", "task_cancel", "task_stopping")
 DEFAULT_RETRY_BUDGET = 3
 """Retries a task without ``retry=`` gets when it raises ``Retry``."""
 
@@ -45,9 +45,14 @@ class TaskRunner:
         self.report_step = report_step
         self.watch_thread = watch_thread
         self.lender = lender
+        events = app.events
+        self._events = {e for e in TASK_EVENTS if events is not None and events.has_handlers(e)}
+        """Task events with handlers (registered when the app module was imported)."""
 
-    async def run(self, delivery: Delivery, scope: anyio.CancelScope,
+    async def run(self, delivery: Delivery, cancels: dict[bytes, asyncio.Task[Any]],
                   cancel_reason: Callable[[], Optional[str]]) -> TaskOutcome:
+        """Run ``delivery``. While its function runs, ``cancels[uuid]`` is this asyncio task:
+        the worker cancels it to stop the task from outside (``cancel_reason`` then says why)."""
         envelope = delivery.envelope
         name = envelope.task_name
         uuid = UUID(bytes=envelope.uuid)
@@ -64,26 +69,35 @@ class TaskRunner:
             executor = (schema.executor or self.app.worker.task_executor)(
                 task_func=schema, task_broker=task_broker, log=log, plugins=self.app.worker.plugins,
                 app=self.app)
-            executor.step_reporter = lambda index, value: self.report_step(delivery, index, _pack_step(value))
-            await self._fire("task_running", schema, task_broker)
+            if schema.generating:
+                executor.step_reporter = lambda index, value: self.report_step(delivery, index, _pack_step(value))
+            if "task_running" in self._events:
+                await self._fire("task_running", schema, task_broker)
             log.debug("task %s %s started (attempt %d)", name, uuid, delivery.attempt)
             lending = current_lender.set(self.lender)
+            this = asyncio.current_task()
+            assert this is not None
+            cancels[envelope.uuid] = this
             try:
-                with scope:
-                    result = await executor.execute()
-            finally:
-                current_lender.reset(lending)
-            if scope.cancelled_caught:
-                outcome = self._cancelled(delivery, cancel_reason() or f"{name}.cancel")
+                result = await executor.execute()
+            except asyncio.CancelledError:
+                reason = cancel_reason()
+                if reason is None:  # not ours: the worker itself is being shut down
+                    raise
+                this.uncancel()
+                outcome = self._cancelled(delivery, reason or f"{name}.cancel")
             else:
                 outcome = TaskOutcome(envelope.uuid, delivery.attempt, "success",
                                       self._pack(schema, result), None, time.time(), {})
+            finally:
+                del cancels[envelope.uuid]
+                current_lender.reset(lending)
         except TaskCancelError as exc:
             outcome = self._cancelled(delivery, str(exc) or f"{name}.cancel")
         except Exception as exc:
             outcome = self._failed(delivery, schema, exc)
         self._watch_abandoned_thread(name, uuid, executor)
-        if schema is not None and task_broker is not None:
+        if self._events and schema is not None and task_broker is not None:
             event = {"success": "task_success", "cancel": "task_cancel"}.get(outcome.status, "task_error")
             await self._fire(event, schema, task_broker, model=outcome)
             await self._fire("task_stopping", schema, task_broker, model=outcome)
@@ -131,10 +145,9 @@ class TaskRunner:
 
     async def _fire(self, event: str, schema: TaskExecSchema, task_broker: TaskPrioritySchema,
                     **extra: Any) -> None:
-        events = self.app.events
-        if events is not None and events.has_handlers(event):
-            await events.fire_async(event, worker=self.app.worker, task_func=schema,
-                                    task_broker=task_broker, **extra)
+        if event in self._events:
+            await self.app.events.fire_async(event, worker=self.app.worker, task_func=schema,
+                                             task_broker=task_broker, **extra)
 
 
 def _retry_plan(schema: TaskExecSchema, metadata: dict[str, Any], exc: Exception) -> Optional[tuple[int, float]]:
