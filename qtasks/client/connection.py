@@ -359,13 +359,17 @@ class BrokerConnection:
         self._closed.set()
 
     def __del__(self) -> None:
-        # The wake pipe outlives the thread so a late caller never writes to a recycled fd.
-        if self.threaded and os.getpid() == self.pid:
+        if os.getpid() != self.pid:
+            return
+        if self.threaded:
+            # The wake pipe outlives the thread so a late caller never writes to a recycled fd.
             for fd in (self._wake_r, self._wake_w):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
+        elif self._socket is not None:  # its thread is gone (thread-locals die with it)
+            self._socket.close(linger=0)
 
     def _send(self, message: Message) -> None:
         assert self._socket is not None
