@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from pathlib import Path
@@ -319,7 +318,7 @@ def test_cancelling_queued_tasks_behind_a_busy_slot(flavour, tmp_path):
     with broker_process() as (url, _), worker_process(app_spec, url, "--concurrency", "1"):
         client = QueueTasks(name=name, broker_url=url)
         wait_for_workers(client, 1)
-        started, done = tmp_path / "started", tmp_path / "done"
+        started = tmp_path / "started"
         blocker = client.add_task("sync_cancellable", str(started), 0.5)
         wait_for(started.exists, 10, "the slot to be busy")
         markers = [tmp_path / f"never-{i}" for i in range(3)]

@@ -15,7 +15,7 @@ import qtasks.plugins.states.fsm
 from broker_daemon.state import StateActor, StateOpError
 from qtasks import QueueTasks
 from qtasks.exc import StateError, UnserializableArgumentError
-from qtasks.plugins import AsyncState, SyncState
+from qtasks.plugins import SyncState
 from qtasks.protocol import HEADER, pack_value, unpack_value
 from tests.support import broker_process, read_line_matching, wait_for_workers, worker_process
 

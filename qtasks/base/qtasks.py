@@ -24,9 +24,9 @@ from qtasks.brokers import BaseBroker, ZmqBroker
 from qtasks.client.calls import PendingCall
 from qtasks.client.convert import new_task, task_from_snapshot
 from qtasks.configs import QueueConfig
+from qtasks.events import BaseEvents
 from qtasks.logs import Logger
 from qtasks.protocol import TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
-from qtasks.events import BaseEvents
 from qtasks.registries.registrar import TaskRegistrar
 from qtasks.registries.task_registry import TaskRegistry
 from qtasks.routers import BaseRouter

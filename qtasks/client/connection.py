@@ -41,7 +41,6 @@ import zmq
 
 from qtasks.deadlines import Timer, TimerHeap
 from qtasks.enums import FINAL_STATUSES
-from qtasks.transport import send_frames
 from qtasks.exc import BrokerUnavailableError, DecodeError, TaskLostError, reply_error
 from qtasks.protocol import (
     Cancel,
@@ -62,6 +61,7 @@ from qtasks.protocol import (
     decode,
     encode,
 )
+from qtasks.transport import send_frames
 
 log = logging.getLogger("qtasks.client")
 

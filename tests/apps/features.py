@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
 from pydantic import BaseModel
 
 from qtasks import Depends, Retry
-from qtasks.middlewares import TaskMiddleware
 from qtasks.executors import AsyncTaskExecutor
+from qtasks.middlewares import TaskMiddleware
 from qtasks.plugins import AsyncState
 
 
