@@ -28,8 +28,5 @@ class InFlightTable:
             del self._by_uuid[uuid]
         return held
 
-    def count(self, worker: bytes) -> int:
-        return len(self._by_worker.get(worker, ()))
-
     def __len__(self) -> int:
         return len(self._by_uuid)

@@ -13,7 +13,6 @@ import errno
 import logging
 import math
 import os
-import threading
 from typing import Any
 
 import zmq
@@ -59,7 +58,6 @@ class Broker:
         self._stopping = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
-        self._bound = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -80,13 +78,6 @@ class Broker:
             raise
         self._socket = sock
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._bound.set()
-        return self.endpoint
-
-    def wait_bound(self, timeout: float) -> str:
-        """For threads that started :meth:`serve_forever` elsewhere: the bound endpoint."""
-        if not self._bound.wait(timeout) or self.endpoint is None:
-            raise TimeoutError(f"the broker did not bind {self.url} within {timeout} s")
         return self.endpoint
 
     def serve_forever(self) -> None:

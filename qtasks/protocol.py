@@ -714,8 +714,3 @@ def decode(frames: Sequence[bytes]) -> Message:
         return cls.from_body(obj)
     except Exception as exc:
         raise DecodeError(f"{cls.__name__.upper()} body has the wrong shape: {exc}", obj, exc) from exc
-
-
-def error_frames(req_id: int | None, code: str, message: str) -> Frames:
-    """Frames of an ERROR reply (a shortcut the broker uses on its error paths)."""
-    return encode(Error(req_id, code, message))

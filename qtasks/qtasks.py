@@ -56,6 +56,14 @@ class QueueTasks(BaseQueueTasks):
                 return
             yield value
 
+    def ping(self, server: bool = True) -> bool:
+        """Whether the broker answers (within ``config.broker_connect_timeout``)."""
+        try:
+            self._ping_call().result()
+        except BrokerUnavailableError:
+            return False
+        return True
+
     def broker_stats(self) -> dict[str, Any]:
         """Queue depths, connected workers, in-flight tasks and totals, as the broker reports them."""
         return self._stats_call().result()

@@ -29,6 +29,7 @@ def test_broker_help_lists_its_flags():
 def test_broker_serves_with_its_flags_and_stops_cleanly_on_sigterm():
     with broker_process("--log-level", "DEBUG", heartbeat=0.25, max_attempts=5) as (url, proc):
         client = QueueTasks(name="cli", broker_url=url)
+        assert client.ping() is True
         stats = client.broker_stats()
         assert stats["max_attempts"] == 5
         assert client.add_task("anything", 1).status == "new"

@@ -131,6 +131,7 @@ def test_async_face_round_trip_and_concurrency(broker_url, basic_workers):
         assert task.status == "success" and task.returning == "Hello"
         results = await asyncio.gather(*(aapp.add_task("add", i, timeout=10) for i in range(100)))
         assert [r.returning for r in results] == list(range(100))
+        assert await aapp.ping() is True
         new = await aapp.add_task("echo", 1)
         assert new.status == "new"
         assert (await aapp.get(new.uuid)) is not None

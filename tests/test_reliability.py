@@ -87,6 +87,7 @@ def test_broker_unavailable_is_a_clear_error_after_a_bounded_wait_and_nothing_le
     assert url in message and f"qtasks-broker --bind {url}" in message
     with pytest.raises(ConnectionError):  # also a ConnectionError for generic handlers
         client.add_task("echo", 2)
+    assert client.ping() is False
     # When a broker appears later at that URL, the failed submissions do not reach it
     import subprocess
     import sys

@@ -53,6 +53,14 @@ class QueueTasks(BaseQueueTasks):
                 return
             yield value
 
+    async def ping(self, server: bool = True) -> bool:
+        """Whether the broker answers (within ``config.broker_connect_timeout``)."""
+        try:
+            await self._ping_call().wait_async()
+        except BrokerUnavailableError:
+            return False
+        return True
+
     async def broker_stats(self) -> dict[str, Any]:
         return await self._stats_call().wait_async()
 

@@ -199,6 +199,10 @@ class BaseQueueTasks(TaskRegistrar):
         broker = self.broker
         return PendingCall(broker, lambda b: b.stats(), lambda value: value, broker.connect_timeout)
 
+    def _ping_call(self) -> PendingCall[bytes]:
+        broker = self.broker
+        return PendingCall(broker, lambda b: b.ping(), lambda boot_id: boot_id, broker.connect_timeout)
+
     def _first_task(self, found: list[Optional[TaskSnapshot]]) -> Optional[Task]:
         return None if found[0] is None else task_from_snapshot(found[0], self)
 

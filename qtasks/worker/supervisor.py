@@ -113,10 +113,6 @@ class Supervisor:
         except OSError:
             pass
 
-    @property
-    def pids(self) -> list[int]:
-        return [s.process.pid for s in self._slots if s.process is not None and s.process.is_alive()]
-
     # ------------------------------------------------------------------ processes
 
     def _start_broker(self) -> None:
