@@ -11,7 +11,7 @@ from typing import Sequence
 import zmq
 
 from broker_daemon.server import Broker
-from qtasks.logs import configure_process_logging
+from qtasks.logs import configure_process_logging, configured_level, level_argument
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from qtasks.urls import DEFAULT_BROKER_URL, check_url
 
@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bind", default=DEFAULT_BROKER_URL, metavar="URL",
                         help=f"endpoint to serve (default {DEFAULT_BROKER_URL}; port 0 picks a free port)")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    parser.add_argument("--log-level", type=level_argument, default=None, metavar="LEVEL",
+                        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case); default: "
+                             "$QTASKS_LOG_LEVEL, else INFO")
     parser.add_argument("--heartbeat-interval", type=_positive(float), default=1.0, metavar="SECONDS",
                         help="seconds between heartbeats to and from workers (default 1.0)")
     parser.add_argument("--heartbeat-liveness", type=_positive(int), default=3, metavar="N",
@@ -51,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_process_logging(getattr(logging, args.log_level))
+    try:
+        configure_process_logging(configured_level(args.log_level, logging.INFO))
+    except ValueError as exc:
+        print(f"qtasks-broker: {exc}", file=sys.stderr)
+        return 2
     try:
         check_url(args.bind)
     except ValueError as exc:

@@ -18,6 +18,7 @@ A task's life in the broker::
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import time
@@ -34,6 +35,8 @@ from broker_daemon.waiters import Waiters
 from broker_daemon.workers import WorkerPeer
 from qtasks.enums import FINAL_STATUSES
 from qtasks.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    BrokerHello,
     Bye,
     Cancel,
     Dispatch,
@@ -76,6 +79,7 @@ class BrokerCore:
         max_attempts: int = 3,
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -84,6 +88,8 @@ class BrokerCore:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_liveness = heartbeat_liveness
         self.boot_id = os.urandom(8)
+        self.max_message_size = max_message_size
+        self.hello = BrokerHello(self.boot_id, max_message_size)
         self.started_at = time.time()
         self._last_tick = time.monotonic()
         self.totals: Counter[str] = Counter()
@@ -209,16 +215,21 @@ class BrokerCore:
             else:
                 self.totals["resubmitted"] += 1
         self.storage.add_many(fresh)
+        served = self.dispatcher.served_names
         for record in fresh:
-            self.dispatcher.enqueue(record)
+            names = served(record.envelope.queue)
+            if names is not None and record.envelope.task_name not in names:
+                self._unservable(record, names)
+            else:
+                self.dispatcher.enqueue(record)
         self.totals["submitted"] += len(fresh)
         if msg.wait is not None:
             self._watch(peer, [e.uuid for e in msg.envelopes], msg.wait)
-        self._outgoing.append((peer, Reply(msg.req_id, Reply.submit_value(len(fresh), self.boot_id))))
+        self._outgoing.append((peer, Reply(msg.req_id, Reply.submit_value(len(fresh), self.hello))))
 
     def _on_wait(self, peer: bytes, msg: Wait) -> None:
         unknown = self._watch(peer, msg.uuids, msg.wait)
-        self._outgoing.append((peer, Reply(msg.req_id, Reply.wait_value(unknown, self.boot_id))))
+        self._outgoing.append((peer, Reply(msg.req_id, Reply.wait_value(unknown, self.hello))))
 
     def _watch(self, peer: bytes, uuids: list[bytes], wait: float) -> list[bytes]:
         """Register ``peer`` as waiting for ``uuids`` (to the end of their retry chains);
@@ -282,7 +293,7 @@ class BrokerCore:
         self._outgoing.append((peer, Reply(msg.req_id, self.stats())))
 
     def _on_ping(self, peer: bytes, msg: Ping) -> None:
-        self._outgoing.append((peer, Reply(msg.req_id, self.boot_id)))
+        self._outgoing.append((peer, Reply(msg.req_id, self.hello.to_wire())))
 
     def _on_state(self, peer: bytes, msg: StateOp) -> None:
         try:
@@ -299,6 +310,7 @@ class BrokerCore:
             "boot_id": self.boot_id.hex(),
             "uptime": time.time() - self.started_at,
             "queues": {name: len(queue) for name, queue in self.dispatcher.queues.items()},
+            "unserved": self.dispatcher.unserved(),
             "workers": [w.describe() for w in self.workers.values()],
             "in_flight": len(self.inflight),
             "delayed": len(self.delayed),
@@ -318,7 +330,7 @@ class BrokerCore:
                 for old in [w for w in self.workers.values()
                             if w.pid == msg.replaces and w.host == msg.host]:
                     self._lose_worker(old, msg.cause or "replaced by a new process")
-            worker = WorkerPeer(peer, msg.queue, msg.concurrency, msg.pid, msg.host)
+            worker = WorkerPeer(peer, msg.queue, msg.concurrency, msg.pid, msg.host, msg.tasks)
             self.workers[peer] = worker
             self.dispatcher.join(worker)
             log.info("worker %s (pid %d on %s) joined queue %r with %d slots",
@@ -330,7 +342,8 @@ class BrokerCore:
         self._adopt(worker, msg.running)
         self.dispatcher.changed(worker)
         self._outgoing.append(
-            (peer, Welcome(self.boot_id, self.heartbeat_interval, self.heartbeat_liveness)))
+            (peer, Welcome(self.boot_id, self.heartbeat_interval, self.heartbeat_liveness,
+                           self.max_message_size)))
 
     def _adopt(self, worker: WorkerPeer, running: list[tuple[bytes, int]]) -> None:
         """Take over deliveries a reconnecting worker still runs, unless given to someone else."""
@@ -469,16 +482,10 @@ class BrokerCore:
                 record.attempts -= 1
             record.suspect = True
             if record.attempts >= self.max_attempts:
-                record.status = ERROR
-                record.traceback = (
-                    f"WorkerLostError: the worker process running this task was lost "
-                    f"{record.losses} times (last: {cause}); gave up after {record.attempts} "
-                    f"attempts (qtasks-broker --max-attempts {self.max_attempts})"
-                )
-                record.updated_at = time.time()
-                self.totals[ERROR] += 1
                 failed += 1
-                self._finish(record)
+                self._fail(record, f"WorkerLostError: the worker process running this task was lost "
+                                   f"{record.losses} times (last: {cause}); gave up after {record.attempts} "
+                                   f"attempts (qtasks-broker --max-attempts {self.max_attempts})")
             else:
                 requeued += 1
                 self.dispatcher.requeue(record)
@@ -488,6 +495,26 @@ class BrokerCore:
         else:
             log.info("worker %s (pid %d) left: %s", worker.identity.decode("utf-8", "replace"),
                      worker.pid, cause)
+
+    def _unservable(self, record: TaskRecord, served: frozenset[str]) -> None:
+        """The workers of the task's queue are there, and none runs its name: end it as error."""
+        name, queue = record.envelope.task_name, record.envelope.queue
+        close = difflib.get_close_matches(name, served, n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        log.warning("task %s %s failed: no worker of queue %r serves it", name,
+                    uuid_module.UUID(bytes=record.uuid), queue)
+        self._fail(record, f"UnknownTaskError: unknown task {name!r}{hint} (the workers serving queue "
+                           f"{queue!r} run: {', '.join(sorted(served)[:20]) or 'nothing'}). If another "
+                           "app of the same name serves it, give the apps different names: "
+                           "QueueTasks(name=...)")
+
+    def _fail(self, record: TaskRecord, traceback: str) -> None:
+        """End the record as error, decided by the broker itself (no worker reported it)."""
+        record.status = ERROR
+        record.traceback = traceback
+        record.updated_at = time.time()
+        self.totals[ERROR] += 1
+        self._finish(record)
 
     def _finish(self, record: TaskRecord) -> None:
         """The record reached a final status: persist it and push it to whoever waits."""

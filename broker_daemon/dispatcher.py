@@ -6,6 +6,15 @@ with the most free slots (equally free ones take turns), never beyond a worker's
 credit, counting the attempt as it goes out. A *suspect* (a task lost together with
 others when its process died) runs alone on an idle process, and keeps its place in
 line until one is free.
+
+Workers say which task names they run, and a task goes only to a worker that runs its
+name. When workers of one queue run different names (two apps that share a name), a
+task whose workers are all busy lets the tasks behind it pass, and a task none of the
+connected workers runs is *parked* aside until one that runs it joins::
+
+    parked  {queue: {task name: [uuid, ...]}}        counted in ``unserved()``
+
+(The broker refuses at submit a task whose queue has workers none of which runs it.)
 """
 
 from __future__ import annotations
@@ -21,15 +30,22 @@ from broker_daemon.workers import WorkerPeer
 from qtasks.protocol import Delivery, Dispatch
 
 NEW, PROCESS = "new", "process"
+MAX_PASSED_OVER = 1000
+"""Tasks a dispatch turn may pass over (their workers are busy) looking for ones an idle worker runs."""
 
 
 class Dispatcher:
     def __init__(self, storage: Storage, totals: Counter[str]) -> None:
         self.storage = storage
         self.totals = totals
+        self.parked: dict[str, dict[str, list[bytes]]] = {}
         self.queues: dict[str, PriorityQueue] = {}
         self.queue_workers: dict[str, list[WorkerPeer]] = {}
         self.inflight = InFlightTable()
+        self._served: dict[str, frozenset[str] | None] = {}
+        """Per queue: the names its workers run together (None: some worker runs any)."""
+        self._uniform: dict[str, bool] = {}
+        """Per queue: every worker runs the same names (then one check per task is enough)."""
         self._dirty: set[str] = set()
         self._turn = 0
 
@@ -37,13 +53,54 @@ class Dispatcher:
 
     def join(self, worker: WorkerPeer) -> None:
         self.queue_workers.setdefault(worker.queue, []).append(worker)
-        self._dirty.add(worker.queue)
+        self._workers_changed(worker.queue)
+        self._unpark(worker)
 
     def leave(self, worker: WorkerPeer) -> dict[bytes, int]:
         """Forget ``worker``; returns the deliveries it held ({uuid: attempt})."""
         self.queue_workers[worker.queue].remove(worker)
-        self._dirty.add(worker.queue)
+        self._workers_changed(worker.queue)
         return self.inflight.pop_worker(worker.identity)
+
+    def _workers_changed(self, queue: str) -> None:
+        workers = self.queue_workers[queue]
+        names = [w.tasks for w in workers]
+        self._served[queue] = None if any(n is None for n in names) else frozenset().union(*names)
+        self._uniform[queue] = all(n == names[0] for n in names)
+        self._dirty.add(queue)
+
+    def served_names(self, queue: str) -> frozenset[str] | None:
+        """The task names the connected workers of ``queue`` run (None: any, or no worker yet)."""
+        if not self.queue_workers.get(queue):
+            return None
+        return self._served[queue]
+
+    def unserved(self) -> dict[str, int]:
+        """Per queue, the tasks waiting for a worker that runs them (none connected runs them)."""
+        waiting = {name: len(queue) for name, queue in self.queues.items()
+                   if queue and not self.queue_workers.get(name)}
+        for name, by_task in self.parked.items():
+            count = sum(len(uuids) for uuids in by_task.values())
+            if count:
+                waiting[name] = waiting.get(name, 0) + count
+        return waiting
+
+    def _park(self, record: TaskRecord) -> None:
+        envelope = record.envelope
+        self.parked.setdefault(envelope.queue, {}).setdefault(envelope.task_name, []).append(envelope.uuid)
+
+    def _unpark(self, worker: WorkerPeer) -> None:
+        """Parked tasks that ``worker`` runs go back to the front of their queue, in their order."""
+        by_task = self.parked.get(worker.queue)
+        if not by_task:
+            return
+        for name in [n for n in by_task if worker.serves(n)]:
+            for uuid in reversed(by_task.pop(name)):
+                record = self.storage.get(uuid)
+                if record is not None and record.status == NEW and not record.queued:
+                    record.queued = True
+                    self.queues.setdefault(worker.queue, PriorityQueue()).push_front(
+                        record.envelope.priority, uuid)
 
     def changed(self, worker: WorkerPeer) -> None:
         """Its credit changed: its queue may dispatch again."""
@@ -110,11 +167,14 @@ class Dispatcher:
         if len(ready) > 1:  # rotate, so equally free workers take turns
             self._turn = (self._turn + 1) % len(ready)
             ready = ready[self._turn:] + ready[:self._turn]
+        served = self._served[queue_name]
+        uniform = self._uniform[queue_name]
         get, save, inflight = self.storage.get, self.storage.save, self.inflight
         batches: dict[bytes, list[Delivery]] = {}
+        passed_over: list[TaskRecord] = []
         now = time.time()
         count = 0
-        while ready and queue:
+        while ready and queue and len(passed_over) < MAX_PASSED_OVER:
             uuid = queue.pop()
             record = get(uuid)
             if record is None:
@@ -122,15 +182,24 @@ class Dispatcher:
             record.queued = False
             if record.status != NEW:  # cancelled or adopted while it waited
                 continue
+            name = record.envelope.task_name
+            if served is not None and name not in served:
+                self._park(record)  # no connected worker runs it
+                continue
+            able = ready if uniform else [w for w in ready if w.serves(name)]
+            if not able:  # its workers are all busy: let the tasks behind it pass
+                passed_over.append(record)
+                continue
             if record.suspect:
-                worker = next((w for w in ready if w.busy == 0), None)
+                worker = next((w for w in able if w.busy == 0), None)
                 if worker is None:
-                    record.queued = True
-                    queue.push_front(record.envelope.priority, uuid)
-                    break  # keep its place; an idle process will take it
+                    passed_over.append(record)
+                    if uniform:
+                        break  # keep its place; an idle process will take it
+                    continue
                 worker.isolating = uuid
             else:
-                worker = ready[0] if len(ready) == 1 else max(ready, key=_free_slots)
+                worker = able[0] if len(able) == 1 else max(able, key=_free_slots)
             record.attempts += 1  # counted as it goes out: a SIGKILL cannot skip it
             record.status = PROCESS
             record.updated_at = now
@@ -144,6 +213,9 @@ class Dispatcher:
             count += 1
             if worker.free <= 0:
                 ready.remove(worker)
+        for record in reversed(passed_over):  # back in front, in their order
+            record.queued = True
+            queue.push_front(record.envelope.priority, record.uuid)
         self.totals["dispatched"] += count
         return [(identity, Dispatch(deliveries)) for identity, deliveries in batches.items()]
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import zmq
 
+from broker_daemon.connections import EVENTS as MONITOR_EVENTS
+from broker_daemon.connections import ConnectionLog
 from broker_daemon.core import BrokerCore
 from broker_daemon.storage import Storage
 from qtasks.deadlines import TimerHeap
@@ -48,8 +50,11 @@ class Broker:
         self.url = bind
         self.core = BrokerCore(storage, max_attempts=max_attempts,
                                heartbeat_interval=heartbeat_interval,
-                               heartbeat_liveness=heartbeat_liveness)
+                               heartbeat_liveness=heartbeat_liveness,
+                               max_message_size=max_message_size)
         self.max_message_size = max_message_size
+        self.connections = ConnectionLog(max_message_size, self._describe_lost_peer)
+        self._monitor: zmq.Socket[Any] | None = None
         self.endpoint: str | None = None
         self._context = context
         self._own_context = context is None
@@ -77,6 +82,7 @@ class Broker:
             sock.close()
             raise
         self._socket = sock
+        self._monitor = sock.get_monitor_socket(MONITOR_EVENTS)
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         return self.endpoint
 
@@ -100,6 +106,11 @@ class Broker:
             pass
 
     def _close(self) -> None:
+        if self._monitor is not None:
+            assert self._socket is not None
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -121,6 +132,9 @@ class Broker:
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
+        monitor = self._monitor
+        assert monitor is not None
+        poller.register(monitor, zmq.POLLIN)
         self._timers.call_later(self.core.heartbeat_interval, self._tick)
         while not self._stopping:
             timeout = min((t for t in (self._timers.timeout(), self.core.next_wakeup()) if t is not None),
@@ -130,6 +144,8 @@ class Broker:
                 os.read(self._wake_r, 4096)
             if sock in events:
                 self._receive(sock)
+            if monitor in events:
+                self._watch_connections(monitor)
             self._timers.run_due()
             self.core.release_delayed()
             self._send(sock)
@@ -143,14 +159,23 @@ class Broker:
         self._timers.call_later(self.core.heartbeat_interval, self._tick)
 
     def _receive(self, sock: zmq.Socket[Any], until_empty: bool = False) -> None:
+        connections = self.connections
+        recv = sock.recv
         for _ in iter(int, 1) if until_empty else range(MAX_MESSAGES_PER_TURN):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                first = recv(zmq.NOBLOCK, copy=False)  # a Frame: it knows the connection it came on
             except zmq.Again:
                 return
-            peer = frames[0]
+            peer = first.bytes
+            if not connections.knows(peer):
+                connections.note(peer, first)
+            frames = []
+            more = first.more
+            while more:
+                frames.append(recv(zmq.NOBLOCK))
+                more = sock.rcvmore
             try:
-                message = decode(frames[1:])
+                message = decode(frames)
             except ProtocolVersionError as exc:
                 self._reject(peer, "version", str(exc))
                 continue
@@ -164,6 +189,20 @@ class Broker:
                               message.COMMAND.decode(), peer)
                 self.core.reply_error(peer, getattr(message, "req_id", None), "internal",
                                       "the broker failed on this request; see its log")
+
+    def _watch_connections(self, monitor: zmq.Socket[Any]) -> None:
+        while True:
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.connections.on_event(frames)
+
+    def _describe_lost_peer(self, identity: bytes) -> str | None:
+        worker = self.core.workers.get(identity)
+        if worker is None:
+            return None
+        return f"worker {identity.decode('utf-8', 'replace')} (pid {worker.pid})"
 
     def _reject(self, peer: bytes, code: str, reason: str) -> None:
         totals = self.core.totals

@@ -7,9 +7,10 @@ import time
 
 class WorkerPeer:
     __slots__ = ("identity", "queue", "concurrency", "busy", "isolating", "pid", "host", "last_seen",
-                 "joined_at")
+                 "joined_at", "tasks")
 
-    def __init__(self, identity: bytes, queue: str, concurrency: int, pid: int, host: str) -> None:
+    def __init__(self, identity: bytes, queue: str, concurrency: int, pid: int, host: str,
+                 tasks: list[str] | None = None) -> None:
         self.identity = identity
         self.queue = queue
         self.concurrency = concurrency
@@ -22,6 +23,11 @@ class WorkerPeer:
         self.host = host
         self.last_seen = time.monotonic()
         self.joined_at = time.time()
+        self.tasks: frozenset[str] | None = None if tasks is None else frozenset(tasks)
+        """The task names it runs (None: any)."""
+
+    def serves(self, task_name: str) -> bool:
+        return self.tasks is None or task_name in self.tasks
 
     @property
     def free(self) -> int:
@@ -30,4 +36,5 @@ class WorkerPeer:
     def describe(self) -> dict[str, object]:
         return {"id": self.identity.decode("utf-8", "replace"), "queue": self.queue,
                 "pid": self.pid, "host": self.host, "concurrency": self.concurrency,
-                "in_flight": self.busy, "joined_at": self.joined_at}
+                "in_flight": self.busy, "joined_at": self.joined_at,
+                "tasks": None if self.tasks is None else sorted(self.tasks)}

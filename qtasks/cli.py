@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
-import logging
 import os
 import sys
 from typing import Any, Sequence
 
-from qtasks.exc import AppLoadError
+from qtasks.exc import AppLoadError, NotABrokerError
+from qtasks.logs import level_argument
 
 
 def load_app(spec: str) -> Any:
@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grace", type=_non_negative_float, default=None, metavar="SECONDS",
                      help="how long running tasks may take to finish on SIGTERM "
                           "(default: config.shutdown_grace)")
-    run.add_argument("--log-level", default=None,
-                     choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    run.add_argument("--log-level", type=level_argument, default=None, metavar="LEVEL",
+                     help="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case); default: "
+                          "$QTASKS_LOG_LEVEL, else config.logs_default_level_server (INFO)")
     return parser
 
 
@@ -90,12 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qtasks: {exc}", file=sys.stderr)
         return 2
     if args.command == "run":
-        if args.log_level:
-            app.config.logs_default_level_server = getattr(logging, args.log_level)
         try:
             return app._serve(args.processes, concurrency=args.concurrency,
-                              broker_url=args.broker, grace=args.grace)
-        except (RuntimeError, ValueError) as exc:
+                              broker_url=args.broker, grace=args.grace, log_level=args.log_level)
+        except (RuntimeError, ValueError, NotABrokerError) as exc:
             print(f"qtasks: {exc}", file=sys.stderr)
             return 2
     parser.error(f"unknown command {args.command!r}")

@@ -17,20 +17,22 @@ Commands and bodies (``uuid`` = 16 raw bytes; ``envelope``, ``delivery``,
                        STATE     [req_id, [app, state class, scope], op, args]   args: msgpack bytes
                        CANCEL    [req_id, [uuid, ...], reason]
                        WATCH     [req_id, uuid, wait_seconds]        follow a task's steps
-    broker -> client   REPLY     [req_id, value]          value depends on the request
-                                 (a STATE reply's value is msgpack bytes of the result)
+    broker -> client   REPLY     [req_id, value]          value depends on the request: SUBMIT →
+                                 [accepted, hello], WAIT → [unknown uuids, hello], PING → hello,
+                                 STATE → msgpack bytes of the result; hello = [boot_id, max_message_size]
                        NOTIFY    [[uuid, snapshot], ...]  pushed when a waited-for task ends; uuid is
                                  the one waited for (a retry chain ends in another task)
                        PROGRESS  [[uuid, index, value], ...]    steps of watched generator tasks
                        ERROR     [req_id | nil, code, message]
-    worker -> broker   READY     {queue, concurrency, pid, host, replaces, cause, running}
-                                 (concurrency = credit; 0 = draining; running = [[uuid, attempt], ...])
+    worker -> broker   READY     {queue, concurrency, pid, host, replaces, cause, running, tasks}
+                                 (concurrency = credit; 0 = draining; running = [[uuid, attempt], ...];
+                                 tasks = the task names it serves, nil = any)
                        HEARTBEAT []
                        RESULT    [outcome, ...]
                        YIELD     [[uuid, attempt, index, value], ...]   generator steps (value: msgpack)
                        RETURN    [[uuid, attempt], ...]   handed back unstarted: no attempt counted
                        BYE       []
-    broker -> worker   WELCOME   [boot_id, heartbeat_interval, heartbeat_liveness]
+    broker -> worker   WELCOME   [boot_id, heartbeat_interval, heartbeat_liveness, max_message_size]
                        DISPATCH  [delivery, ...]
                        CANCEL    [nil, [uuid, ...], reason]
                        HEARTBEAT []
@@ -56,6 +58,7 @@ import msgpack
 
 from qtasks.exc import (
     DecodeError,
+    MessageTooLargeError,
     ProtocolVersionError,
     UnserializableArgumentError,
     UnserializableResultError,
@@ -85,7 +88,8 @@ def unpack_value(raw: bytes) -> Any:
 
 def pack_arguments(task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
                    max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
-    """Pack a task call's arguments, naming the first argument that cannot travel."""
+    """Pack a task call's arguments, naming the first argument that cannot travel, or the
+    largest one when together they exceed ``max_size`` (the broker's message limit)."""
     try:
         payload = msgpack.packb([args, kwargs], use_bin_type=True, datetime=True)
     except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError ...
@@ -93,11 +97,9 @@ def pack_arguments(task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
     if len(payload) > max_size:
         sizes = [(f"#{i}", a) for i, a in enumerate(args)] + [(repr(k), v) for k, v in kwargs.items()]
         name, value = max(sizes, key=lambda item: len(pack_value(item[1])), default=("", None))
-        raise UnserializableArgumentError(
-            task_name, name, value,
-            f"the arguments take {len(payload)} bytes, over the {max_size}-byte message limit; "
-            "pass a reference (a path, a key) instead of the data",
-        )
+        raise MessageTooLargeError(
+            f"the arguments of task {task_name!r} (the largest: argument {name}, a {type(value).__qualname__})",
+            len(payload), max_size)
     return payload
 
 
@@ -282,6 +284,24 @@ class TaskSnapshot:
                    _number(updated_at, "updated_at"), _int(attempts, "attempts"), _map(extra, "extra"), steps)
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerHello:
+    """What every client learns from the broker's answers: which broker run this is (a new
+    ``boot_id`` means it restarted) and the largest message it accepts."""
+
+    boot_id: bytes
+    max_message_size: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.boot_id, self.max_message_size]
+
+    @classmethod
+    def from_wire(cls, item: Any) -> BrokerHello:
+        boot_id, limit = _array(item, 2, "a broker hello")
+        _check(isinstance(boot_id, bytes), "a boot id must be bytes")
+        return cls(boot_id, _int(limit, "max_message_size"))
+
+
 # --------------------------------------------------------------------------- messages
 
 
@@ -406,20 +426,23 @@ class Reply:
 
     # Shapes of ``value`` per request, kept here with the rest of the wire format.
     @staticmethod
-    def submit_value(accepted: int, boot_id: bytes) -> list[Any]:
-        return [accepted, boot_id]
+    def submit_value(accepted: int, hello: BrokerHello) -> list[Any]:
+        return [accepted, hello.to_wire()]
 
-    def as_submit_ack(self) -> tuple[int, bytes]:
-        accepted, boot_id = _array(self.value, 2, "a SUBMIT reply")
-        return _int(accepted, "accepted"), boot_id
+    def as_submit_ack(self) -> tuple[int, BrokerHello]:
+        accepted, hello = _array(self.value, 2, "a SUBMIT reply")
+        return _int(accepted, "accepted"), BrokerHello.from_wire(hello)
 
     @staticmethod
-    def wait_value(unknown: list[bytes], boot_id: bytes) -> list[Any]:
-        return [unknown, boot_id]
+    def wait_value(unknown: list[bytes], hello: BrokerHello) -> list[Any]:
+        return [unknown, hello.to_wire()]
 
-    def as_wait_ack(self) -> tuple[list[bytes], bytes]:
-        unknown, boot_id = _array(self.value, 2, "a WAIT reply")
-        return _uuids(unknown), boot_id
+    def as_wait_ack(self) -> tuple[list[bytes], BrokerHello]:
+        unknown, hello = _array(self.value, 2, "a WAIT reply")
+        return _uuids(unknown), BrokerHello.from_wire(hello)
+
+    def as_hello(self) -> BrokerHello:
+        return BrokerHello.from_wire(self.value)
 
     @staticmethod
     def get_value(snapshots: Iterable[TaskSnapshot | None]) -> list[Any]:
@@ -570,11 +593,13 @@ class Ready:
     cause: str | None = None
     """Why that process ended, e.g. ``signal 9, SIGKILL``."""
     running: list[tuple[bytes, int]] = field(default_factory=list)
+    tasks: list[str] | None = None
+    """The task names it can run; None: any (the broker sends it only tasks it serves)."""
 
     def body(self) -> dict[str, Any]:
         return {"queue": self.queue, "concurrency": self.concurrency, "pid": self.pid,
                 "host": self.host, "replaces": self.replaces, "cause": self.cause,
-                "running": [list(item) for item in self.running]}
+                "running": [list(item) for item in self.running], "tasks": self.tasks}
 
     @classmethod
     def from_body(cls, body: Any) -> Ready:
@@ -584,9 +609,12 @@ class Ready:
         pairs = [(_uuid(u), _int(a, "attempt")) for u, a in (_array(r, 2, "a running item") for r in running)]
         concurrency = _int(body.get("concurrency"), "concurrency")
         _check(concurrency >= 0, "concurrency must not be negative")
+        tasks = body.get("tasks")
+        _check(tasks is None or (isinstance(tasks, list) and all(isinstance(t, str) for t in tasks)),
+               "tasks must be an array of task names or nil")
         return cls(_str(body.get("queue"), "queue"), concurrency, _int(body.get("pid"), "pid"),
                    _str(body.get("host"), "host"), _optional(body.get("replaces"), int, "replaces"),
-                   _optional(body.get("cause"), str, "cause"), pairs)
+                   _optional(body.get("cause"), str, "cause"), pairs, tasks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,15 +623,17 @@ class Welcome:
     boot_id: bytes
     heartbeat_interval: float
     heartbeat_liveness: int
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    """The largest message the broker accepts: a bigger RESULT would cost the worker its connection."""
 
     def body(self) -> list[Any]:
-        return [self.boot_id, self.heartbeat_interval, self.heartbeat_liveness]
+        return [self.boot_id, self.heartbeat_interval, self.heartbeat_liveness, self.max_message_size]
 
     @classmethod
     def from_body(cls, body: Any) -> Welcome:
-        boot_id, interval, liveness = _array(body, 3, "WELCOME")
+        boot_id, interval, liveness, limit = _array(body, 4, "WELCOME")
         return cls(_optional(boot_id, bytes, "boot_id"), _number(interval, "heartbeat_interval"),
-                   _int(liveness, "heartbeat_liveness"))
+                   _int(liveness, "heartbeat_liveness"), _int(limit, "max_message_size"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,26 +48,47 @@ def bindable(url: str) -> str:
     return url
 
 
-def is_listening(url: str, timeout: float = 0.5) -> bool:
-    """Whether something accepts connections at ``url`` (checked without ZeroMQ, so it is fork-safe)."""
+NOTHING, ZEROMQ, STRANGER = "nothing", "zeromq", "stranger"
+"""What :func:`probe` finds at a URL: no listener, a ZeroMQ peer, or another kind of server."""
+
+_GREETING_SIZE = 10
+"""A ZeroMQ peer (ZMTP 3) greets every connection at once with ``FF 00*8 xx 7F`` (10 bytes)."""
+
+
+def probe(url: str, timeout: float = 0.5) -> tuple[str, str]:
+    """(kind, detail) of the listener at ``url``, told apart by the ZMTP greeting a ZeroMQ
+    socket sends on accepting a connection; plain sockets only, so it is fork-safe."""
     if url.startswith("tcp://"):
         host, port = _host_port(url)
         if port is None or port == 0:
-            return False
+            return NOTHING, "no fixed port"
+        family, address = socket.AF_INET, (host, port)
+        if ":" in host:
+            family = socket.AF_INET6
+    elif url.startswith("ipc://"):
+        family, address = socket.AF_UNIX, url[len("ipc://"):]
+    else:
+        return NOTHING, "not a network address"
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
         try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return True
-        except OSError:
-            return False
-    if url.startswith("ipc://"):
-        path = url[len("ipc://"):]
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            return NOTHING, exc.strerror or str(exc)
+        greeting = b""
         try:
-            probe.connect(path)
-            return True
-        except OSError:
-            return False
-        finally:
-            probe.close()
-    return False
+            while len(greeting) < _GREETING_SIZE:
+                chunk = sock.recv(_GREETING_SIZE - len(greeting))
+                if not chunk:
+                    break
+                greeting += chunk
+        except OSError:  # a timeout: the listener waits for us to speak first
+            pass
+    finally:
+        sock.close()
+    if len(greeting) == _GREETING_SIZE and greeting[0] == 0xFF and greeting[-1] == 0x7F:
+        return ZEROMQ, "a ZeroMQ peer"
+    if not greeting:
+        return STRANGER, f"it accepted the connection but sent no ZeroMQ greeting within {timeout:g} s"
+    return STRANGER, f"it answered {greeting[:16]!r}, not a ZeroMQ greeting"

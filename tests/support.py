@@ -10,6 +10,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,16 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 15.0
 
 
-def read_line_matching(proc: subprocess.Popen[str], pattern: str, timeout: float) -> re.Match[str]:
-    """Read ``proc``'s stdout until a line matches ``pattern`` (bounded by ``timeout``).
+def read_line_matching(proc: subprocess.Popen[str], pattern: str, timeout: float,
+                       stream: str = "stdout") -> re.Match[str]:
+    """Read ``proc``'s stdout (or stderr) until a line matches ``pattern`` (bounded by ``timeout``).
 
     Reads the pipe's fd directly (lines not consumed stay in a buffer kept on ``proc``):
     a buffered reader would hold lines the selector can no longer see.
     """
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    pending: list[str] = proc.__dict__.setdefault("_qtasks_lines", [])
-    partial: list[bytes] = proc.__dict__.setdefault("_qtasks_partial", [])
+    pipe = getattr(proc, stream)
+    assert pipe is not None
+    fd = pipe.fileno()
+    pending: list[str] = proc.__dict__.setdefault(f"_qtasks_lines_{stream}", [])
+    partial: list[bytes] = proc.__dict__.setdefault(f"_qtasks_partial_{stream}", [])
     deadline = time.monotonic() + timeout
     seen = []
     with selectors.DefaultSelector() as selector:
@@ -74,19 +77,20 @@ def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout
 
 
 def popen(args: list[str], env: Optional[dict[str, str]] = None, **kwargs: Any) -> subprocess.Popen[str]:
-    full_env = dict(os.environ)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QTASKS_")}
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
     return subprocess.Popen(args, cwd=ROOT, env=full_env, text=True, start_new_session=True, **kwargs)
 
 
 @contextmanager
-def broker_process(*extra: str, heartbeat: float = 0.1, liveness: int = 3,
-                   max_attempts: int = 3) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A ``qtasks-broker`` on a free loopback port; yields (endpoint, process)."""
-    proc = popen([sys.executable, "-m", "broker_daemon", "--bind", "tcp://127.0.0.1:0",
+def broker_process(*extra: str, heartbeat: float = 0.1, liveness: int = 3, max_attempts: int = 3,
+                   bind: str = "tcp://127.0.0.1:0",
+                   **popen_kwargs: Any) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A ``qtasks-broker`` on a free loopback port (or ``bind``); yields (endpoint, process)."""
+    proc = popen([sys.executable, "-m", "broker_daemon", "--bind", bind,
                   "--heartbeat-interval", str(heartbeat), "--heartbeat-liveness", str(liveness),
-                  "--max-attempts", str(max_attempts), *extra], stdout=subprocess.PIPE)
+                  "--max-attempts", str(max_attempts), *extra], stdout=subprocess.PIPE, **popen_kwargs)
     try:
         endpoint = read_line_matching(proc, r"listening at (\S+)", 20).group(1)
         yield endpoint, proc
@@ -96,10 +100,13 @@ def broker_process(*extra: str, heartbeat: float = 0.1, liveness: int = 3,
 
 @contextmanager
 def worker_process(app_spec: str, url: str, *extra: str, processes: int = 1,
-                   env: Optional[dict[str, str]] = None, **popen_kwargs: Any) -> Iterator[subprocess.Popen[str]]:
-    """``qtasks -A app_spec run --processes N --broker url`` as a subprocess."""
+                   env: Optional[dict[str, str]] = None, url_in_env: bool = True,
+                   **popen_kwargs: Any) -> Iterator[subprocess.Popen[str]]:
+    """``qtasks -A app_spec run --processes N --broker url`` as a subprocess (``url_in_env``:
+    ``$QTASKS_BROKER_URL`` says the same, so an app built without a URL finds it either way)."""
+    base_env = {"QTASKS_BROKER_URL": url} if url_in_env else {}
     proc = popen([sys.executable, "-m", "qtasks", "-A", app_spec, "run", "--processes", str(processes),
-                  "--broker", url, *extra], env={"QTASKS_BROKER_URL": url, **(env or {})}, **popen_kwargs)
+                  "--broker", url, *extra], env={**base_env, **(env or {})}, **popen_kwargs)
     try:
         yield proc
     finally:
@@ -128,3 +135,29 @@ def wait_for_workers(app: Any, count: int, timeout: float = 30.0) -> set[int]:
         return pids if len(pids) == count else None
 
     return wait_for(registered, timeout, f"{count} worker process(es) to register")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (for tests that must restart a server there)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (also for processes that are not our children)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def kill_quietly(*pids: int) -> None:
+    """SIGKILL processes a test started indirectly (grandchildren), if any are left."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qtasks import protocol as p
-from qtasks.exc import DecodeError, ProtocolVersionError, UnserializableArgumentError
+from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError, UnserializableArgumentError
 
 
 def envelope(name: str = "echo", priority: int = 0) -> p.TaskEnvelope:
@@ -60,10 +60,11 @@ def test_every_message_round_trips(message):
 
 
 def test_reply_values_have_their_own_decoders():
-    boot = os.urandom(8)
-    assert p.Reply(1, p.Reply.submit_value(3, boot)).as_submit_ack() == (3, boot)
+    hello = p.BrokerHello(os.urandom(8), 1_000_000)
+    assert p.Reply(1, p.Reply.submit_value(3, hello)).as_submit_ack() == (3, hello)
     unknown = [os.urandom(16)]
-    assert p.Reply(1, p.Reply.wait_value(unknown, boot)).as_wait_ack() == (unknown, boot)
+    assert p.Reply(1, p.Reply.wait_value(unknown, hello)).as_wait_ack() == (unknown, hello)
+    assert p.decode(p.encode(p.Reply(2, hello.to_wire()))).as_hello() == hello
     snapshot = p.TaskSnapshot(envelope(), "new", None, None, 1.0, 0, {})
     decoded = p.decode(p.encode(p.Reply(1, p.Reply.get_value([snapshot, None]))))
     assert decoded.as_snapshots() == [snapshot, None]
@@ -135,7 +136,7 @@ def test_unserializable_arguments_name_the_argument_and_type(args, kwargs, needl
 
 
 def test_arguments_over_the_size_limit_are_refused_with_the_culprit():
-    with pytest.raises(UnserializableArgumentError, match=r"argument 'blob'.*over the 1000-byte"):
+    with pytest.raises(MessageTooLargeError, match=r"argument 'blob', a bytes\).* 5012 bytes, over the 1000-byte"):
         p.pack_arguments("t", [1], {"blob": b"x" * 5000}, max_size=1000)
 
 

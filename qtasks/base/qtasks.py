@@ -8,6 +8,7 @@ a face is one line: build a :class:`~qtasks.client.calls.PendingCall` here, then
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -25,8 +26,9 @@ from qtasks.client.calls import PendingCall
 from qtasks.client.convert import new_task, task_from_snapshot
 from qtasks.configs import QueueConfig
 from qtasks.events import BaseEvents
-from qtasks.logs import Logger
-from qtasks.protocol import TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
+from qtasks.exc import InvalidTaskIdError, QTasksError
+from qtasks.logs import Logger, configured_level
+from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
 from qtasks.registries.registrar import TaskRegistrar
 from qtasks.registries.task_registry import TaskRegistry
 from qtasks.routers import BaseRouter
@@ -125,8 +127,9 @@ class BaseQueueTasks(TaskRegistrar):
             priority = registered.priority if registered is not None else 0
         elif isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
+        limit = self.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
         return TaskEnvelope(uuid_module.uuid4().bytes, task_name, self.name, priority, time.time(),
-                            pack_arguments(task_name, args, kwargs), {})
+                            pack_arguments(task_name, args, kwargs, limit), {})
 
     def _add_task_call(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
                        priority: Optional[int], timeout: Optional[float]) -> PendingCall[Optional[Task]]:
@@ -138,7 +141,8 @@ class BaseQueueTasks(TaskRegistrar):
                                broker.connect_timeout)
         return PendingCall(broker, lambda b: b.submit([envelope], wait=timeout),
                            lambda found: self._finished(found, [envelope], timeout)[0],
-                           timeout + broker.connect_timeout, waits_for_tasks=True)
+                           timeout + broker.connect_timeout, waits_for_tasks=True,
+                           convert_lost=self._tasks_of)
 
     def _add_tasks_call(self, calls: Iterable[TaskCall],
                         timeout: Optional[float]) -> PendingCall[list[Optional[Task]]]:
@@ -160,7 +164,8 @@ class BaseQueueTasks(TaskRegistrar):
                                broker.connect_timeout)
         return PendingCall(broker, lambda b: b.submit(envelopes, wait=timeout),
                            lambda found: self._finished(found, envelopes, timeout),
-                           timeout + broker.connect_timeout, waits_for_tasks=True)
+                           timeout + broker.connect_timeout, waits_for_tasks=True,
+                           convert_lost=self._tasks_of)
 
     def _finished(self, found: list[Optional[TaskSnapshot]], envelopes: list[TaskEnvelope],
                   timeout: float) -> list[Optional[Task]]:
@@ -170,7 +175,7 @@ class BaseQueueTasks(TaskRegistrar):
             self.log.warning(
                 "%d task(s) did not finish within %g s (%s%s); they keep running: fetch them later "
                 "with app.get(uuid)", len(late), timeout, shown, " ..." if len(late) > 3 else "")
-        return [None if s is None else task_from_snapshot(s, self) for s in found]
+        return self._tasks_of(found)
 
     def _get_call(self, uuid: Union[UUID, str]) -> PendingCall[Optional[Task]]:
         raw = _uuid_bytes(uuid)
@@ -203,14 +208,21 @@ class BaseQueueTasks(TaskRegistrar):
         broker = self.broker
         return PendingCall(broker, lambda b: b.ping(), lambda boot_id: boot_id, broker.connect_timeout)
 
+    def _tasks_of(self, found: list[Optional[TaskSnapshot]]) -> list[Optional[Task]]:
+        return [None if s is None else task_from_snapshot(s, self) for s in found]
+
     def _first_task(self, found: list[Optional[TaskSnapshot]]) -> Optional[Task]:
         return None if found[0] is None else task_from_snapshot(found[0], self)
 
     # ------------------------------------------------------------------ serving
 
     def _serve(self, processes: int, *, concurrency: Optional[int] = None,
-               broker_url: Optional[str] = None, grace: Optional[float] = None) -> int:
-        """Run ``processes`` worker processes (and a broker, if none listens); blocks until stopped."""
+               broker_url: Optional[str] = None, grace: Optional[float] = None,
+               log_level: Union[str, int, None] = None) -> int:
+        """Run ``processes`` worker processes (and a broker, if none listens); blocks until stopped.
+
+        Every client call the app makes while serving (in its tasks, its event handlers)
+        goes to the broker it serves."""
         from qtasks.worker.supervisor import Supervisor
 
         self._adopt_shared_tasks()
@@ -220,6 +232,7 @@ class BaseQueueTasks(TaskRegistrar):
             url=check_url(broker_url) if broker_url else self.broker.url,
             concurrency=concurrency or self.config.max_tasks_process,
             grace=self.config.shutdown_grace if grace is None else grace,
+            log_level=configured_level(log_level, self.config.logs_default_level_server),
         )
         _state.app_main = self
         return self.starter.run()
@@ -270,7 +283,12 @@ def stream_item(item: tuple[Any, ...]) -> tuple[bool, Any]:
 
 def _serve_in_child(app: BaseQueueTasks, processes: int, concurrency: Optional[int],
                     grace: Optional[float]) -> None:
-    sys.exit(app._serve(processes, concurrency=concurrency, grace=grace))
+    try:
+        code = app._serve(processes, concurrency=concurrency, grace=grace)
+    except QTasksError as exc:  # e.g. NotABrokerError: the app's own calls in the parent say so too
+        logging.getLogger("qtasks.supervisor").error("cannot serve %r: %s", app.name, exc)
+        code = 2
+    sys.exit(code)
 
 
 def _uuid_bytes(value: Union[UUID, str, bytes]) -> bytes:
@@ -278,4 +296,7 @@ def _uuid_bytes(value: Union[UUID, str, bytes]) -> bytes:
         return value.bytes
     if isinstance(value, bytes) and len(value) == 16:
         return value
-    return UUID(str(value)).bytes
+    try:
+        return UUID(str(value)).bytes
+    except ValueError:
+        raise InvalidTaskIdError(value) from None

@@ -49,6 +49,15 @@ class BaseBroker(ABC):
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         """Apply a State operation (``args`` and the result are msgpack)."""
 
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message the broker accepts, once known (None before it answered)."""
+        return None
+
+    def use_url(self, url: str) -> None:
+        """Talk to the broker at ``url`` from now on (serving points the app at the broker it serves)."""
+        self.url = url
+
     def blocking(self) -> BaseBroker:
         """The broker to use for a call the current thread will block on.
 

@@ -52,6 +52,18 @@ class ZmqBroker(BaseBroker):
                 self.url, connect_timeout=self.connect_timeout, threaded=False)
         return connection
 
+    @property
+    def max_message_size(self) -> int | None:
+        for connection in (self._connection, getattr(self._own, "connection", None)):
+            if connection is not None and connection.max_message_size is not None:
+                return connection.max_message_size
+        return None
+
+    def use_url(self, url: str) -> None:
+        if url != self.url:
+            self.close()
+            self.url = resolve_broker_url(url)
+
     def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
         return self.connection.submit(envelopes, wait)
 

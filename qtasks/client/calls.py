@@ -15,7 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
-from qtasks.exc import BrokerUnavailableError
+from qtasks.exc import BrokerUnavailableError, TaskLostError
 from qtasks.worker.lending import current_lender
 
 if TYPE_CHECKING:
@@ -28,16 +28,24 @@ _SAFETY_MARGIN = 5.0
 
 
 class PendingCall(Generic[T]):
-    __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks")
+    __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks", "convert_lost")
 
     def __init__(self, broker: BaseBroker, start: Callable[[BaseBroker], Future[Any]],
-                 convert: Callable[[Any], T], limit: float, *, waits_for_tasks: bool = False) -> None:
+                 convert: Callable[[Any], T], limit: float, *, waits_for_tasks: bool = False,
+                 convert_lost: Callable[[list[Any]], list[Any]] | None = None) -> None:
         self.broker = broker
         self.start = start
         self.convert = convert
         self.limit = limit + _SAFETY_MARGIN
         self.waits_for_tasks = waits_for_tasks
         """Waiting for other tasks to run: inside a task, its slot is lent meanwhile."""
+        self.convert_lost = convert_lost
+        """Turns the records a TaskLostError carries into what the API returns (Task objects)."""
+
+    def _lost(self, error: TaskLostError) -> TaskLostError:
+        if self.convert_lost is not None and error.results:
+            error.results = self.convert_lost(error.results)
+        return error
 
     def _lending(self) -> Any:
         lender = current_lender.get() if self.waits_for_tasks else None
@@ -54,6 +62,8 @@ class PendingCall(Generic[T]):
                 value = future.result(0 if drive is not None else self.limit)
         except FutureTimeout:
             raise BrokerUnavailableError(self.broker.url, self.limit) from None
+        except TaskLostError as error:
+            raise self._lost(error) from None
         return self.convert(value)
 
     async def wait_async(self) -> T:
@@ -63,4 +73,6 @@ class PendingCall(Generic[T]):
                 value = await asyncio.wait_for(asyncio.wrap_future(future), self.limit)
         except asyncio.TimeoutError:
             raise BrokerUnavailableError(self.broker.url, self.limit) from None
+        except TaskLostError as error:
+            raise self._lost(error) from None
         return self.convert(value)

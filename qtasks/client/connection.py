@@ -41,8 +41,16 @@ import zmq
 
 from qtasks.deadlines import Timer, TimerHeap
 from qtasks.enums import FINAL_STATUSES
-from qtasks.exc import BrokerUnavailableError, DecodeError, TaskLostError, reply_error
+from qtasks.exc import (
+    BrokerUnavailableError,
+    DecodeError,
+    MessageTooLargeError,
+    NotABrokerError,
+    TaskLostError,
+    reply_error,
+)
 from qtasks.protocol import (
+    BrokerHello,
     Cancel,
     Error,
     Get,
@@ -62,10 +70,15 @@ from qtasks.protocol import (
     encode,
 )
 from qtasks.transport import send_frames
+from qtasks.urls import STRANGER, probe
 
 log = logging.getLogger("qtasks.client")
 
 HIGH_WATER_MARK = 100_000
+UNPROBED_SIZE = 64 * 1024
+"""Messages up to this size go out before the broker's limit is known; a larger one waits for a PING."""
+PROBE_AFTER = 0.3
+"""Seconds a first request may go unanswered before the listener at the URL is checked."""
 
 StreamItem = tuple[Any, ...]
 """("step", index, msgpack value) for each step, then ("end", final snapshot or None, error or None)."""
@@ -155,6 +168,11 @@ class BrokerConnection:
         self._waits: dict[bytes, list[_BatchWait]] = {}
         self._streams: dict[bytes, list[_Stream]] = {}
         self._boot_id: bytes | None = None
+        self._max_message_size: int | None = None
+        """The broker's message limit, once it told us (every PING, SUBMIT and WAIT reply does)."""
+        self._heard = False
+        """Something answered on this socket (a broker, then: no need to probe the listener)."""
+        self._probe_timer: Timer | None = None
         self._pinging = False
         if threaded:
             self._wake_r, self._wake_w = os.pipe()
@@ -173,11 +191,11 @@ class BrokerConnection:
         """Send ``envelopes``. Resolves to the accepted count, or with ``wait`` to their final snapshots."""
         if wait is None:
             return self._simple(lambda req_id: Submit(req_id, None, envelopes),
-                                lambda reply: self._note_boot(reply.as_submit_ack()))
+                                lambda reply: self._note_hello(*reply.as_submit_ack()))
         batch = _BatchWait([e.uuid for e in envelopes], self._timers.clock() + wait)
 
         def on_reply(reply: Reply) -> None:
-            self._note_boot(reply.as_submit_ack())
+            self._note_hello(*reply.as_submit_ack())
             self._acked(batch)
 
         def run() -> None:
@@ -247,7 +265,8 @@ class BrokerConnection:
         return self._simple(lambda req_id: Stats(req_id), lambda reply: reply.value)
 
     def ping(self) -> Future[bytes]:
-        return self._simple(lambda req_id: Ping(req_id), lambda reply: reply.value)
+        """Resolves to the broker's boot id."""
+        return self._simple(lambda req_id: Ping(req_id), self._on_pong)
 
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         """Resolves to the packed result of a state operation."""
@@ -279,6 +298,11 @@ class BrokerConnection:
     @property
     def closed(self) -> bool:
         return self._closing
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The broker's message limit, once it answered (read from any thread: one attribute)."""
+        return self._max_message_size
 
     # ------------------------------------------------------------------ caller side helpers
 
@@ -329,6 +353,7 @@ class BrokerConnection:
         sock.connect(self.url)
         self._poller.register(sock, zmq.POLLIN)
         self._socket = sock
+        self._heard = False
 
     def _turn(self, max_wait: Optional[float]) -> None:
         """One turn: wait for the socket, a caller or the next timer (at most ``max_wait``), then act."""
@@ -371,10 +396,6 @@ class BrokerConnection:
         elif self._socket is not None:  # its thread is gone (thread-locals die with it)
             self._socket.close(linger=0)
 
-    def _send(self, message: Message) -> None:
-        assert self._socket is not None
-        send_frames(self._socket, encode(message))
-
     def _receive(self) -> None:
         sock = self._socket
         assert sock is not None
@@ -383,6 +404,7 @@ class BrokerConnection:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self._heard = True
             try:
                 message = decode(frames)
             except DecodeError as exc:
@@ -418,26 +440,61 @@ class BrokerConnection:
                  on_fail: Callable[[BaseException], None]) -> None:
         self._next_id += 1
         req_id = self._next_id
+        message = make(req_id)
+        frames = encode(message)
+        size = len(frames[2])
+        limit = self._max_message_size
+        if limit is None and size > UNPROBED_SIZE:
+            # Learn the broker's limit first: a message over it would cost us the connection.
+            def then_send(pong: Reply) -> None:
+                self._on_pong(pong)
+                self._send_request(req_id, message, frames, on_reply, on_fail)
+
+            self._request(lambda ping_id: Ping(ping_id), then_send, on_fail)
+            return
+        self._send_request(req_id, message, frames, on_reply, on_fail)
+
+    def _send_request(self, req_id: int, message: Message, frames: list[bytes],
+                      on_reply: Callable[[Reply], None], on_fail: Callable[[BaseException], None]) -> None:
+        limit = self._max_message_size
+        if limit is not None and len(frames[2]) > limit:
+            on_fail(MessageTooLargeError(_describe(message), len(frames[2]), limit))
+            return
         timer = self._timers.call_later(self.connect_timeout, self._unanswered, req_id)
         self._pending[req_id] = _Request(on_reply, on_fail, timer)
+        if not self._heard and self._probe_timer is None:
+            self._probe_timer = self._timers.call_later(min(PROBE_AFTER, self.connect_timeout),
+                                                        self._check_listener)
+        assert self._socket is not None
         try:
-            self._send(make(req_id))
+            send_frames(self._socket, frames)
         except zmq.ZMQError as exc:
             del self._pending[req_id]
             timer.cancel()
             on_fail(BrokerUnavailableError(self.url, 0.0) if exc.errno == zmq.EAGAIN else exc)
 
+    def _check_listener(self) -> None:
+        """A first request is unanswered: is a broker listening there at all, or something else?"""
+        self._probe_timer = None
+        if self._heard or not self._pending:
+            return
+        found, detail = probe(self.url)
+        if found == STRANGER and not self._heard:
+            self._give_up(NotABrokerError(self.url, detail))
+
     def _unanswered(self, req_id: int) -> None:
         """A request got no answer in time: the broker is down or unreachable."""
-        if req_id not in self._pending:
-            return
-        error = BrokerUnavailableError(self.url, self.connect_timeout)
-        log.warning("%s", error)
+        if req_id in self._pending:
+            self._give_up(BrokerUnavailableError(self.url, self.connect_timeout))
+
+    def _give_up(self, error: BaseException) -> None:
+        log.debug("failing every request to %s: %s", self.url, error)
         self._fail_everything(error)
         # Replace the socket: messages queued for a broker that is not there must not
         # reach one that starts later, after the caller was told they failed.
         self._open_socket()
         self._boot_id = None
+        self._max_message_size = None
 
     def _fail_everything(self, error: BaseException) -> None:
         pending, self._pending = self._pending, {}
@@ -451,9 +508,15 @@ class BrokerConnection:
 
     # ------------------------------------------------------------------ result waits
 
-    def _note_boot(self, ack: tuple[int, bytes]) -> int:
-        accepted, self._boot_id = ack
-        return accepted
+    def _on_pong(self, reply: Reply) -> bytes:
+        hello = reply.as_hello()
+        self._note_hello(None, hello)
+        return hello.boot_id
+
+    def _note_hello(self, result: Any, hello: BrokerHello) -> Any:
+        self._boot_id = hello.boot_id
+        self._max_message_size = hello.max_message_size
+        return result
 
     def _register_wait(self, batch: _BatchWait) -> None:
         for uuid in batch.missing:
@@ -467,9 +530,12 @@ class BrokerConnection:
         timeout = max(0.0, batch.deadline - self._timers.clock())
 
         def on_reply(reply: Reply) -> None:
-            unknown, self._boot_id = reply.as_wait_ack()
+            unknown, hello = reply.as_wait_ack()
+            self._note_hello(None, hello)
             if unknown and after_restart:
-                self._drop_wait(batch, TaskLostError([uuid_module.UUID(bytes=u) for u in unknown]))
+                lost = TaskLostError([uuid_module.UUID(bytes=u) for u in unknown],
+                                     [batch.found.get(u) for u in batch.uuids])
+                self._drop_wait(batch, lost)
                 return
             self._forget(batch, unknown)  # never submitted: they come back as None
             self._acked(batch)
@@ -519,12 +585,12 @@ class BrokerConnection:
             return
 
         def on_reply(reply: Reply) -> None:
-            boot_id = reply.value
-            if self._boot_id is not None and boot_id != self._boot_id:
+            hello = reply.as_hello()
+            if self._boot_id is not None and hello.boot_id != self._boot_id:
                 log.warning("the broker at %s restarted; asking it again for %d awaited task(s)",
                             self.url, len(self._waits))
                 self._rewait()
-            self._boot_id = boot_id
+            self._note_hello(None, hello)
 
         self._request(lambda req_id: Ping(req_id), on_reply, lambda error: None)
         self._timers.call_later(self.ping_interval, self._ping_while_waiting)
@@ -534,6 +600,13 @@ class BrokerConnection:
         batches = {id(b): b for bs in self._waits.values() for b in bs}
         for batch in batches.values():
             self._send_wait(batch, after_restart=True)
+
+
+def _describe(message: Message) -> str:
+    if isinstance(message, Submit):
+        names = sorted({e.task_name for e in message.envelopes})
+        return f"a SUBMIT of {len(message.envelopes)} task(s) ({', '.join(names[:5])})"
+    return f"a {message.COMMAND.decode()} request"
 
 
 def _guarded(call: Callable[[], None]) -> None:

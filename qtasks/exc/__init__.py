@@ -7,6 +7,9 @@
     │   ├── DecodeError                 malformed bytes / wrong shape (carries the data)
     │   └── ProtocolVersionError        a peer speaking another protocol version
     ├── BrokerUnavailableError          no broker answered at the URL (also ConnectionError)
+    │   └── NotABrokerError             something listens at the URL, but it is not a QTasks broker
+    ├── MessageTooLargeError            a message over the broker's --max-message-size (also ValueError)
+    ├── InvalidTaskIdError              a task id that is not a UUID (also ValueError)
     ├── BrokerReplyError                the broker refused a request (carries its code)
     │   └── StateError                  a State operation the state actor refused (also ValueError)
     ├── TaskLostError                   the broker no longer knows a task a client waits for
@@ -14,6 +17,7 @@
     ├── UnserializableResultError       a task returned a value msgpack cannot carry (also TypeError)
     ├── UnknownTaskError                a task name no worker registered (also LookupError)
     ├── TaskTimeLimitError              a task ran past its max_time (also TimeoutError)
+    ├── TaskExitError                   a task called sys.exit() or raised KeyboardInterrupt
     └── AppLoadError                    ``-A module:app`` could not be loaded
 
     Retry                               raised inside a task to run it again, maybe later
@@ -71,6 +75,44 @@ class BrokerUnavailableError(QTasksError, ConnectionError):
         self.waited = waited
 
 
+class NotABrokerError(BrokerUnavailableError):
+    """Something accepts connections at ``url``, but it does not speak ZeroMQ: not a QTasks broker."""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        QTasksError.__init__(
+            self,
+            f"the listener at {url} is not a QTasks broker ({detail or 'it did not answer the ZeroMQ handshake'}); "
+            "another program holds that address: stop it, or point QueueTasks(broker_url=...), "
+            "QTASKS_BROKER_URL or --broker at the broker's address",
+        )
+        self.url = url
+        self.waited = 0.0
+
+
+class MessageTooLargeError(QTasksError, ValueError):
+    """A message would exceed the largest one the broker accepts (``qtasks-broker --max-message-size``)."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} takes {size} bytes, over the {limit}-byte limit of the broker "
+            "(qtasks-broker --max-message-size); pass a reference (a path, a key) instead of the data, "
+            "or start the broker with a larger --max-message-size"
+        )
+        self.size = size
+        self.limit = limit
+
+
+class InvalidTaskIdError(QTasksError, ValueError):
+    """A task id that is not a UUID."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(
+            f"{value!r} is not a task id: give the uuid of a task (a uuid.UUID, or its text "
+            "such as 'b2c8f3f0-5f3c-4a57-9a62-1d2b0c5f1a70', as Task.uuid holds it)"
+        )
+        self.value = value
+
+
 class BrokerReplyError(QTasksError):
     """The broker answered a request with an error."""
 
@@ -95,15 +137,20 @@ def reply_error(code: str, message: str) -> BrokerReplyError:
 
 
 class TaskLostError(QTasksError):
-    """The broker restarted without persistence and no longer knows these tasks."""
+    """The broker restarted without persistence and no longer knows these tasks.
 
-    def __init__(self, uuids: list[Any]) -> None:
+    ``uuids`` are the lost tasks; ``results`` (set for waits on several tasks) holds, in the
+    order they were asked for, the tasks that did end (a ``Task``) and None for the lost ones.
+    """
+
+    def __init__(self, uuids: list[Any], results: list[Any] | None = None) -> None:
         shown = ", ".join(str(u) for u in uuids[:5]) + (" ..." if len(uuids) > 5 else "")
         super().__init__(
             f"the broker restarted and does not know task(s) {shown}: it keeps tasks in memory "
             "unless started with a data directory; submit them again"
         )
         self.uuids = uuids
+        self.results = results if results is not None else []
 
 
 class UnserializableArgumentError(QTasksError, TypeError):
@@ -159,6 +206,18 @@ class TaskTimeLimitError(QTasksError, TimeoutError):
         """For a plain ``def`` task: an Event set when its thread finally returns (it cannot be stopped)."""
 
 
+class TaskExitError(QTasksError):
+    """A task tried to end its worker process (``sys.exit()``, ``raise KeyboardInterrupt``)."""
+
+    def __init__(self, task_name: str, raised: BaseException) -> None:
+        what = f"{type(raised).__name__}({', '.join(repr(a) for a in raised.args)})"
+        super().__init__(
+            f"task {task_name!r} raised {what}, which would end its worker process and every task in "
+            "it; the task failed instead. Return a value or raise an exception to end a task"
+        )
+        self.task_name = task_name
+
+
 class AppLoadError(QTasksError):
     """The ``-A module:attribute`` given on the command line does not name an app."""
 
@@ -194,12 +253,16 @@ __all__ = [
     "BrokerReplyError",
     "BrokerUnavailableError",
     "DecodeError",
+    "InvalidTaskIdError",
+    "MessageTooLargeError",
+    "NotABrokerError",
     "ProtocolError",
     "ProtocolVersionError",
     "QTasksError",
     "Retry",
     "StateError",
     "TaskCancelError",
+    "TaskExitError",
     "TaskLostError",
     "TaskPluginTriggerError",
     "TaskTimeLimitError",

@@ -15,6 +15,7 @@ or, when it returns nothing, the list of handled values (upstream's behaviour).
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from typing import Any, Awaitable, Callable, Optional
 
@@ -22,7 +23,7 @@ import anyio
 
 from qtasks.exc import TaskTimeLimitError
 from qtasks.executors.base import BaseTaskExecutor
-from qtasks.executors.threads import run_in_thread
+from qtasks.executors.threads import leave_if_forked, run_in_thread
 
 Step = Callable[[Any], Awaitable[tuple[bool, Any]]]
 
@@ -39,6 +40,13 @@ class AsyncTaskExecutor(BaseTaskExecutor):
         raise TaskTimeLimitError(self.task_func.name, max_time, self._thread_done)
 
     async def _call(self) -> Any:
+        pid = os.getpid()
+        try:
+            return await self._call_function()
+        finally:
+            leave_if_forked(pid)
+
+    async def _call_function(self) -> Any:
         func, args, kwargs = self.task_func.func, self._args, self._kwargs
         generating = self.task_func.generating
         if generating == "async":

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,8 +36,9 @@ import zmq
 import zmq.asyncio
 from anyio.abc import TaskGroup
 
-from qtasks.exc import DecodeError, ProtocolVersionError
+from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError
 from qtasks.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     Bye,
     Cancel,
     Delivery,
@@ -56,6 +58,7 @@ from qtasks.protocol import (
 from qtasks.worker.lending import SlotLender
 from qtasks.worker.running import TaskRunner
 from qtasks.worker.signals import unblock_stop_signals
+from qtasks.worker.supervisor import LIVENESS_RECORD
 
 log = logging.getLogger("qtasks.worker")
 _HEARTBEAT = Heartbeat()
@@ -77,6 +80,8 @@ class WorkerActor:
         replaces: Optional[int] = None,
         cause: Optional[str] = None,
         index: int = 0,
+        liveness_fd: Optional[int] = None,
+        parent_pid: Optional[int] = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -87,6 +92,9 @@ class WorkerActor:
         self.index = index
         """This process's slot number under its supervisor (the ``number`` of worker events)."""
         self.pid = os.getpid()
+        self.liveness_fd = liveness_fd
+        """Where the event loop ticks for the supervisor, which kills this process if the ticks stop."""
+        self.parent_pid = parent_pid
         self.host = socket.gethostname()
         self.identity = f"{self.host}/{self.pid}/{os.urandom(3).hex()}".encode()
         self._replaces = replaces
@@ -94,6 +102,9 @@ class WorkerActor:
         self._interval = DEFAULT_HEARTBEAT_INTERVAL
         self._liveness = DEFAULT_HEARTBEAT_LIVENESS
         self._boot_id: Optional[bytes] = None
+        self._max_message_size = DEFAULT_MAX_MESSAGE_SIZE
+        """The broker's message limit (from WELCOME): no RESULT may be larger."""
+        self._ever_registered = False
         self._last_heard = time.monotonic()
         self._ready_sent_at = float("-inf")
         self._registered = False
@@ -239,6 +250,7 @@ class WorkerActor:
             replaces=self._replaces,
             cause=self._cause,
             running=list(self._running.items()),
+            tasks=sorted(self.app.tasks),
         ))
 
     async def _receive_loop(self) -> None:
@@ -267,9 +279,14 @@ class WorkerActor:
             self._on_cancel(message)
         elif isinstance(message, Welcome):
             if not self._registered or message.boot_id != self._boot_id:
-                log.info("registered with broker %s (boot %s)", self.url, message.boot_id.hex())
-            self._registered = True
+                if self._ever_registered:
+                    log.warning("worker process %d rejoined the broker at %s (boot %s)%s", self.pid, self.url,
+                                message.boot_id.hex(), " which restarted" if message.boot_id != self._boot_id else "")
+                else:
+                    log.info("registered with broker %s (boot %s)", self.url, message.boot_id.hex())
+            self._registered = self._ever_registered = True
             self._boot_id = message.boot_id
+            self._max_message_size = message.max_message_size
             if message.heartbeat_interval != self._interval:
                 self._interval = message.heartbeat_interval
                 if self._heartbeat_wait is not None:
@@ -349,15 +366,28 @@ class WorkerActor:
         self._registered = False
         self._send_ready()
 
+    def _tick_liveness(self) -> None:
+        """Tell the supervisor the loop runs, and how long a silence would mean it is blocked: a
+        little less than the broker's bound, so a blocked process is gone before its tasks move."""
+        if self.liveness_fd is None:
+            return
+        bound = self._interval * self._liveness - self._interval / 2
+        try:
+            os.write(self.liveness_fd, LIVENESS_RECORD.pack(bound))
+        except OSError:  # a full pipe (the supervisor is busy) or a gone supervisor: nothing to tell
+            pass
+
     async def _heartbeat_loop(self) -> None:
         while True:
+            self._tick_liveness()
             with anyio.CancelScope() as self._heartbeat_wait:  # a new interval cancels the wait
                 await anyio.sleep(self._interval)  # the heartbeat period itself, not a wait for work
             silent = time.monotonic() - self._last_heard
             if silent > self._interval * self._liveness:
                 if self._registered:
-                    log.warning("no word from the broker at %s for %.1f s; waiting for it to come back",
-                                self.url, silent)
+                    log.warning("worker process %d: the broker at %s is gone (no word from it for %.1f s); "
+                                "waiting for one to come back there, with %d task(s) running", self.pid,
+                                self.url, silent, len(self._running))
                 self._registered = False
                 self._register_again()
             else:
@@ -377,8 +407,9 @@ class WorkerActor:
             steps, self._steps = self._steps, []
             self._send(Yield(steps))
         if self._outbox:
-            batch, self._outbox = self._outbox, []
-            self._send(Result(batch))
+            outbox, self._outbox = self._outbox, []
+            for batch in batches_within(outbox, self._max_message_size):
+                self._send(Result(batch))
 
     def _handle_stop_signals(self) -> None:
         """SIGTERM: stop gracefully; SIGQUIT: stop now.
@@ -393,6 +424,8 @@ class WorkerActor:
 
         def on_signal(signum: int, frame: Any) -> None:
             if not loop.is_closed():
+                if signum == signal.SIGTERM and self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    log.warning("worker process %d: its supervisor is gone; stopping", self.pid)
                 loop.call_soon_threadsafe(self.request_stop, signum == signal.SIGQUIT)
 
         for signum in (signal.SIGTERM, signal.SIGQUIT):
@@ -400,8 +433,14 @@ class WorkerActor:
         unblock_stop_signals()  # a stop signal that came during start-up is delivered now
 
     async def _watch_parent(self) -> None:
+        """Stop when the supervisor dies. On Linux the kernel sends SIGTERM then
+        (``PR_SET_PDEATHSIG``); a death before that was armed shows in the parent pid."""
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            log.warning("worker process %d: its supervisor is gone; stopping", self.pid)
+            self.request_stop()
+            return
         parent = multiprocess.parent_process()
-        if parent is None or parent.sentinel is None:
+        if sys.platform.startswith("linux") or parent is None or parent.sentinel is None:
             return
         await anyio.wait_readable(parent.sentinel)
         log.warning("worker process %d: its supervisor is gone; stopping", self.pid)
@@ -413,7 +452,7 @@ class WorkerActor:
         inbox = self._inbox
         running = self._running
         runner = TaskRunner(self.app, report_step=self._report_step, watch_thread=self._watch_thread,
-                            lender=self._lender)
+                            lender=self._lender, message_limit=lambda: self._max_message_size)
         while True:
             if self._retiring:  # a lent slot taken back: one extra slot bows out
                 self._retiring -= 1
@@ -429,6 +468,42 @@ class WorkerActor:
                 self._flush()  # nothing else will finish this turn: don't wait for it
                 if self._idle is not None:
                     self._idle.set()
+
+
+RESULT_OVERHEAD = 1024
+"""Bytes of a RESULT frame besides the outcomes' results and tracebacks (a generous bound)."""
+
+
+def _outcome_size(outcome: TaskOutcome) -> int:
+    size = 64 + len(outcome.returning or b"")
+    if outcome.traceback:
+        size += len(outcome.traceback.encode())
+    if outcome.extra:
+        size += len(repr(outcome.extra))
+    return size
+
+
+def batches_within(outcomes: list[TaskOutcome], limit: int) -> list[list[TaskOutcome]]:
+    """``outcomes`` in RESULT-sized batches under the broker's ``limit``; an outcome that could
+    never fit becomes an error saying so (the broker would drop the connection instead)."""
+    batches: list[list[TaskOutcome]] = [[]]
+    room = limit - RESULT_OVERHEAD
+    used = 0
+    for outcome in outcomes:
+        size = _outcome_size(outcome)
+        if size > room:
+            error = MessageTooLargeError(f"the outcome of task {UUID(bytes=outcome.uuid)} ({outcome.status})",
+                                         size, limit)
+            log.error("%s", error)
+            outcome = TaskOutcome(outcome.uuid, outcome.attempt, "error", None,
+                                  f"{type(error).__name__}: {error}", outcome.finished_at, {})
+            size = _outcome_size(outcome)
+        if used + size > room and batches[-1]:
+            batches.append([])
+            used = 0
+        batches[-1].append(outcome)
+        used += size
+    return batches
 
 
 def _report_send_failure(sent: "asyncio.Future[Any]") -> None:

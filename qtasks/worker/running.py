@@ -23,8 +23,22 @@ import traceback
 from typing import Any, Callable, Optional
 from uuid import UUID
 
-from qtasks.exc import Retry, TaskCancelError, UnknownTaskError, UnserializableResultError
-from qtasks.protocol import Delivery, TaskOutcome, pack_result, pack_value, unpack_arguments
+from qtasks.exc import (
+    MessageTooLargeError,
+    Retry,
+    TaskCancelError,
+    TaskExitError,
+    UnknownTaskError,
+    UnserializableResultError,
+)
+from qtasks.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Delivery,
+    TaskOutcome,
+    pack_result,
+    pack_value,
+    unpack_arguments,
+)
 from qtasks.schemas.task_exec import TaskExecSchema, TaskPrioritySchema
 from qtasks.worker.lending import SlotLender, current_lender
 
@@ -34,14 +48,20 @@ TASK_EVENTS = ("task_running", "task_success", "task_error", "task_cancel", "tas
 DEFAULT_RETRY_BUDGET = 3
 """Retries a task without ``retry=`` gets when it raises ``Retry``."""
 
+RESULT_ROOM = 2048
+"""Bytes of a RESULT frame a result must leave for the rest of its outcome."""
+
 StepSink = Callable[[Delivery, int, bytes], None]
 ThreadWatch = Callable[[str, UUID, threading.Event], None]
 
 
 class TaskRunner:
     def __init__(self, app: Any, *, report_step: StepSink, watch_thread: ThreadWatch,
-                 lender: Optional[SlotLender] = None) -> None:
+                 lender: Optional[SlotLender] = None,
+                 message_limit: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.app = app
+        self.message_limit = message_limit
+        """The broker's message limit: a result must fit in a RESULT frame."""
         self.report_step = report_step
         self.watch_thread = watch_thread
         self.lender = lender
@@ -84,7 +104,8 @@ class TaskRunner:
                 reason = cancel_reason()
                 if reason is None:  # not ours: the worker itself is being shut down
                     raise
-                this.uncancel()
+                if hasattr(this, "uncancel"):  # Python 3.11+ counts cancel requests
+                    this.uncancel()
                 outcome = self._cancelled(delivery, reason or f"{name}.cancel")
             else:
                 outcome = TaskOutcome(envelope.uuid, delivery.attempt, "success",
@@ -96,6 +117,11 @@ class TaskRunner:
             outcome = self._cancelled(delivery, str(exc) or f"{name}.cancel")
         except Exception as exc:
             outcome = self._failed(delivery, schema, exc)
+        except (SystemExit, KeyboardInterrupt) as exc:  # raised by the task's code: it ends, not the process
+            try:
+                raise TaskExitError(name, exc) from exc
+            except TaskExitError as exit_error:
+                outcome = self._failed(delivery, None, exit_error)
         self._watch_abandoned_thread(name, uuid, executor)
         if self._events and schema is not None and task_broker is not None:
             event = {"success": "task_success", "cancel": "task_cancel"}.get(outcome.status, "task_error")
@@ -105,13 +131,17 @@ class TaskRunner:
 
     def _pack(self, schema: TaskExecSchema, result: Any) -> bytes:
         try:
-            return pack_result(schema.name, result)
+            packed = pack_result(schema.name, result)
         except UnserializableResultError:
             if schema.decode is None:
                 raise
             # decode= made something msgpack cannot carry: keep it readable, as its text
             log.warning("task %s: decode= returned a %s; storing its text", schema.name, type(result).__name__)
-            return pack_value(str(result))
+            packed = pack_value(str(result))
+        limit = self.message_limit()
+        if len(packed) > limit - RESULT_ROOM:
+            raise MessageTooLargeError(f"the result of task {schema.name!r}", len(packed), limit)
+        return packed
 
     def _cancelled(self, delivery: Delivery, reason: str) -> TaskOutcome:
         log.info("task %s %s cancelled: %s", delivery.envelope.task_name,

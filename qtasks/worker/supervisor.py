@@ -6,9 +6,15 @@ It owns no ZeroMQ context and no threads, so forking a replacement is always saf
 processes' sentinels and a wake pipe, so it does no work between events::
 
     supervisor ──fork──▶ embedded broker (only if nothing listens at the URL)
-        │      ──fork──▶ worker 0 … worker N-1      (each: WorkerActor.run())
-        └─ wait(sentinels + wake pipe) ─▶ a worker died → fork a replacement that tells the
-                                          broker which pid it replaces and why it ended
+        │      ──fork──▶ worker 0 … worker N-1      (each: WorkerActor.run(), its own process group)
+        └─ wait(sentinels + liveness pipes + wake pipe)
+              ├─ a worker died → kill what is left of its process group, fork a replacement
+              │                  that tells the broker which pid it replaces and why it ended
+              └─ a worker's event loop stopped ticking (its liveness pipe went quiet past the
+                 bound it announced) → SIGKILL it, so its tasks run elsewhere, not in two places
+
+Each worker gets SIGTERM from the kernel if the supervisor dies (``PR_SET_PDEATHSIG``), so
+orphans all begin their graceful stop at once.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import errno
 import logging
 import os
 import signal
+import struct
 import sys
 import threading
 import time
@@ -25,9 +32,10 @@ from typing import Any, Optional
 import multiprocess
 from multiprocess.connection import wait as wait_for
 
+from qtasks.exc import NotABrokerError
 from qtasks.logs import configure_process_logging
-from qtasks.urls import is_listening
-from qtasks.worker.signals import start_with_stop_signals_blocked, unblock_stop_signals
+from qtasks.urls import NOTHING, STRANGER, probe
+from qtasks.worker.signals import start_with_stop_signals_blocked, stop_when_parent_dies, unblock_stop_signals
 
 log = logging.getLogger("qtasks.supervisor")
 
@@ -54,8 +62,14 @@ def describe_exit(exitcode: Optional[int]) -> str:
     return f"exit code {exitcode}"
 
 
+LIVENESS_RECORD = struct.Struct("d")
+"""What a worker's event loop writes to its liveness pipe at every tick: the seconds of
+silence after which its supervisor may consider the loop blocked."""
+
+
 class _Slot:
-    __slots__ = ("index", "process", "started_at", "fast_deaths", "restart_at", "last_cause")
+    __slots__ = ("index", "process", "started_at", "fast_deaths", "restart_at", "last_cause",
+                 "liveness", "silent_deadline", "silent_bound", "killed_because")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -64,13 +78,40 @@ class _Slot:
         self.fast_deaths = 0
         self.restart_at: Optional[float] = None
         self.last_cause: Optional[str] = None
+        self.liveness: Optional[int] = None
+        """Read end of the pipe the worker's event loop ticks on."""
+        self.silent_deadline: Optional[float] = None
+        self.silent_bound = 0.0
+        self.killed_because: Optional[str] = None
+
+    def heard(self, now: float) -> None:
+        """Read the worker's ticks; each one pushes the deadline its loop must tick again by."""
+        assert self.liveness is not None
+        try:
+            data = os.read(self.liveness, 4096)
+        except (BlockingIOError, OSError):
+            return
+        size = LIVENESS_RECORD.size
+        end = len(data) - len(data) % size
+        if end:
+            (bound,) = LIVENESS_RECORD.unpack(data[end - size:end])  # the latest tick
+            self.silent_bound = bound
+            self.silent_deadline = now + bound
+
+    def close_liveness(self) -> None:
+        if self.liveness is not None:
+            os.close(self.liveness)
+            self.liveness = None
+        self.silent_deadline = None
 
 
 class Supervisor:
-    def __init__(self, app: Any, *, processes: int, url: str, concurrency: int, grace: float) -> None:
+    def __init__(self, app: Any, *, processes: int, url: str, concurrency: int, grace: float,
+                 log_level: int = logging.INFO) -> None:
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
         self.app = app
+        self.log_level = log_level
         self.processes = processes
         self.url = url
         self.concurrency = concurrency
@@ -86,13 +127,17 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until asked to stop; returns the exit code (0 = every worker stopped cleanly)."""
-        configure_process_logging(self.app.config.logs_default_level_server)
+        configure_process_logging(self.log_level)
         restore = self._install_signal_handlers()
         try:
-            if not is_listening(self.url):
+            found, detail = probe(self.url)
+            if found == NOTHING:
                 self._start_broker()
+            elif found == STRANGER:
+                raise NotABrokerError(self.url, detail)
             else:
                 log.info("connecting %d worker process(es) to the broker at %s", self.processes, self.url)
+            self.app.broker.use_url(self.url)  # the app's own calls, here and in every worker, go there too
             events = self.app.events
             events.fire_sync("starting", starter=self, worker=self.app.worker, broker=self.app.broker)
             for slot in self._slots:
@@ -135,10 +180,9 @@ class Supervisor:
             raise RuntimeError(f"could not host a broker at {self.url}: {detail}")
         self.broker_process = process
         self.url = detail
-        log.info("no broker was listening at %s, so this process hosts one (pid %d) at %s; "
-                 "it keeps tasks in memory and stops with these workers",
+        log.info("no broker was listening at %s, so this process hosts one (pid %d): embedded broker "
+                 "listening at %s; it keeps tasks in memory and stops with these workers",
                  self.app.broker.url, process.pid, detail)
-        print(f"qtasks: embedded broker listening at {detail}", flush=True)
 
     def _stop_broker(self) -> None:
         process, self.broker_process = self.broker_process, None
@@ -151,38 +195,71 @@ class Supervisor:
             process.join()
 
     def _start_worker(self, slot: _Slot, replaces: Optional[int] = None, cause: Optional[str] = None) -> None:
+        liveness_r, liveness_w = os.pipe()
         options = dict(url=self.url, concurrency=self.concurrency, grace=self.grace,
-                       replaces=replaces, cause=cause, index=slot.index)
-        process = self._context.Process(target=_worker_main,
-                                        args=(self.app, options, self._wake_fds()),
+                       replaces=replaces, cause=cause, index=slot.index, liveness_fd=liveness_w,
+                       parent_pid=os.getpid())
+        inherited = (*self._wake_fds(), liveness_r)
+        process = self._context.Process(target=_worker_main, args=(self.app, options, inherited),
                                         name=f"qtasks-worker-{slot.index}", daemon=False)
         start_with_stop_signals_blocked(process)
+        os.close(liveness_w)
+        os.set_blocking(liveness_r, False)
         slot.process = process
+        slot.liveness = liveness_r
+        slot.silent_deadline = None
+        slot.killed_because = None
         slot.started_at = time.monotonic()
         slot.restart_at = None
 
-    def _wake_fds(self) -> tuple[int, int]:
-        return (self._wake_r, self._wake_w)
+    def _wake_fds(self) -> tuple[int, ...]:
+        """Descriptors a child must close: the wake pipe, and the other workers' liveness pipes."""
+        return (self._wake_r, self._wake_w, *(s.liveness for s in self._slots if s.liveness is not None))
 
     # ------------------------------------------------------------------ the loop
 
     def _supervise(self) -> None:
         while not self._stop_requests:
-            timeout = self._next_restart_in()
-            waitables = [self._wake_r] + [s.process.sentinel for s in self._slots if s.restart_at is None]
+            running = [s for s in self._slots if s.restart_at is None]
+            waitables = [self._wake_r] + [s.process.sentinel for s in running]
+            waitables += [s.liveness for s in running if s.liveness is not None]
             if self.broker_process is not None:
                 waitables.append(self.broker_process.sentinel)
-            ready = wait_for(waitables, timeout)
+            ready = set(wait_for(waitables, self._next_deadline_in()))
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
             if self._stop_requests:
                 break
+            now = time.monotonic()
+            for slot in running:
+                if slot.liveness in ready:
+                    slot.heard(now)
             self._check_broker()
+            self._kill_blocked(now)
             self._reap_and_restart()
 
-    def _next_restart_in(self) -> Optional[float]:
+    def _next_deadline_in(self) -> Optional[float]:
+        """Seconds until a restart is due or a worker's loop must have ticked again."""
         pending = [s.restart_at for s in self._slots if s.restart_at is not None]
+        pending += [s.silent_deadline for s in self._slots
+                    if s.restart_at is None and s.silent_deadline is not None]
         return max(0.0, min(pending) - time.monotonic()) if pending else None
+
+    def _kill_blocked(self, now: float) -> None:
+        """R3: a worker whose event loop stopped ticking gets no more chances; its tasks run elsewhere."""
+        for slot in self._slots:
+            deadline = slot.silent_deadline
+            if slot.restart_at is not None or deadline is None or now < deadline:
+                continue
+            slot.silent_deadline = None
+            if not slot.process.is_alive():
+                continue
+            blocked = slot.silent_bound + (now - deadline)
+            slot.killed_because = (f"its event loop was blocked for {blocked:.1f} s (a blocking call in an "
+                                   "async def task?); the supervisor killed it")
+            log.error("worker process %d (pid %d): %s; its tasks go to other processes", slot.index,
+                      slot.process.pid, slot.killed_because)
+            _signal(slot.process, signal.SIGKILL)
 
     def _check_broker(self) -> None:
         process = self.broker_process
@@ -198,7 +275,9 @@ class Supervisor:
             process = slot.process
             if slot.restart_at is None and not process.is_alive():
                 process.join()
-                slot.last_cause = describe_exit(process.exitcode)
+                _kill_group(process.pid)  # what its tasks forked and left behind
+                slot.close_liveness()
+                slot.last_cause = slot.killed_because or describe_exit(process.exitcode)
                 lived = now - slot.started_at
                 slot.fast_deaths = slot.fast_deaths + 1 if lived < FAST_DEATH else 0
                 loop = slot.fast_deaths - FREE_RESTARTS
@@ -230,12 +309,15 @@ class Supervisor:
                 log.warning("asked again to stop: telling the workers to stop now (SIGQUIT)")
                 for process in running:
                     _signal(process, signal.SIGQUIT)
+        for slot in self._slots:
+            slot.close_liveness()
         code = 0
         for process in live:
             if process.is_alive():
                 log.error("worker pid %d did not stop in time; killing it", process.pid)
                 process.kill()
             process.join()
+            _kill_group(process.pid)
             if process.exitcode != 0:
                 log.warning("worker pid %d ended with %s", process.pid, describe_exit(process.exitcode))
                 code = 1
@@ -260,16 +342,25 @@ def _signal(process: Any, signum: int) -> None:
         pass
 
 
-def _child_setup(inherited_fds: tuple[int, ...]) -> None:
-    """In a fresh child (stop signals still blocked): drop the supervisor's signal handling and wake pipe.
+def _kill_group(pgid: int) -> None:
+    """SIGKILL whatever is left in an exited worker's process group (children its tasks forked)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
-    SIGINT is ignored: Ctrl+C reaches the whole process group and the supervisor decides.
+
+def _child_setup(inherited_fds: tuple[int, ...]) -> None:
+    """In a fresh child (stop signals still blocked): drop the supervisor's signal handling and pipes.
+
+    SIGINT is ignored: Ctrl+C reaches the supervisor's process group and the supervisor decides.
     SIGTERM is ignored until the child's own handler is in place (and again after it is
-    removed during teardown), so the copy a group-wide kill delivers next to the
-    supervisor's own forwarded SIGTERM can never kill a child halfway.
+    removed during teardown), so a SIGTERM arriving next to the supervisor's own forwarded
+    one can never kill a child halfway. The kernel sends SIGTERM when the supervisor dies.
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+    stop_when_parent_dies()
     for fd in inherited_fds:
         try:
             os.close(fd)
@@ -278,9 +369,12 @@ def _child_setup(inherited_fds: tuple[int, ...]) -> None:
 
 
 def _worker_main(app: Any, options: dict[str, Any], inherited_fds: tuple[int, ...]) -> None:
+    os.setpgid(0, 0)  # a group of its own: what its tasks fork is killed with it
     _child_setup(inherited_fds)
     from qtasks.worker.actor import WorkerActor
+    from qtasks.worker.output import write_whole_lines
 
+    write_whole_lines()
     sys.exit(WorkerActor(app, **options).run())
 
 

@@ -1,0 +1,101 @@
+"""Who is at the other end of each connection, so the broker can say whom it dropped.
+
+ZeroMQ drops a peer that sends a message over ``--max-message-size`` (``MAXMSGSIZE``)
+without telling the application. A socket monitor reports the connection's file
+descriptor when it is accepted and when it goes away; the first message of each peer
+carries the descriptor it came in on (``SRCFD``). Joined, they name the peer::
+
+    by_fd     {fd: Connection(address "127.0.0.1:50006", identity b"vm/4841/5f2858" | None)}
+    by_peer   {identity: fd}
+
+A connection that goes away before a whole message arrived was a stranger, or a
+peer whose first message was too large; one that a registered worker leaves without
+saying BYE lost that worker. Both are logged as warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+log = logging.getLogger("qtasks.broker")
+
+EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+
+
+@dataclass
+class Connection:
+    address: str
+    identity: Optional[bytes] = None
+
+
+def peer_address(fd: int) -> str:
+    """``host:port`` of the remote end of socket ``fd`` (without taking the descriptor over)."""
+    try:
+        probe = socket.socket(fileno=socket.dup(fd))
+    except OSError:
+        return "an address that is gone"
+    try:
+        name = probe.getpeername()
+    except OSError:
+        return "an address that is gone"
+    finally:
+        probe.close()
+    if isinstance(name, tuple):
+        return f"{name[0]}:{name[1]}"
+    return name or "a local socket"
+
+
+class ConnectionLog:
+    def __init__(self, max_message_size: int, describe_peer: Callable[[bytes], Optional[str]]) -> None:
+        self.max_message_size = max_message_size
+        self.describe_peer = describe_peer
+        """What the broker knows of a peer that left (a worker without BYE: its name), or None."""
+        self.by_fd: dict[int, Connection] = {}
+        self.by_peer: dict[bytes, int] = {}
+
+    def knows(self, identity: bytes) -> bool:
+        return identity in self.by_peer
+
+    def note(self, identity: bytes, first_frame: Any) -> None:
+        """The first message of ``identity``: remember which connection it came on."""
+        fd = first_frame.get(zmq.SRCFD)
+        if fd is None or fd < 0:
+            return
+        connection = self.by_fd.get(fd)
+        if connection is None:
+            connection = self.by_fd[fd] = Connection(peer_address(fd))
+        connection.identity = identity
+        self.by_peer[identity] = fd
+
+    def on_event(self, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)
+        fd = event["value"]
+        if event["event"] == zmq.EVENT_ACCEPTED:
+            self.by_fd[fd] = Connection(peer_address(fd))
+        elif event["event"] == zmq.EVENT_DISCONNECTED:
+            self._gone(fd)
+
+    def _gone(self, fd: int) -> None:
+        connection = self.by_fd.pop(fd, None)
+        if connection is None:
+            return
+        if connection.identity is None:
+            log.warning("dropped the connection from %s before a whole message arrived: a message over "
+                        "the %d-byte limit (qtasks-broker --max-message-size), or not a QTasks peer",
+                        connection.address, self.max_message_size)
+            return
+        if self.by_peer.get(connection.identity) == fd:
+            del self.by_peer[connection.identity]
+        lost = self.describe_peer(connection.identity)
+        if lost is not None:
+            log.warning("the connection of %s at %s closed without a goodbye: its process ended, or it sent "
+                        "a message over the %d-byte limit (qtasks-broker --max-message-size)",
+                        lost, connection.address, self.max_message_size)
+        else:
+            log.debug("peer %r at %s disconnected", connection.identity, connection.address)
