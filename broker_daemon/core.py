@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 from broker_daemon.delayed import DelayedTasks
 from broker_daemon.dispatcher import Dispatcher
-from broker_daemon.records import TaskRecord
+from broker_daemon.records import Status, TaskRecord
 from broker_daemon.state import StateActor, StateOpError
 from broker_daemon.storage import MemoryStorage, Storage
 from broker_daemon.waiters import Waiters
@@ -64,7 +64,6 @@ from qtasks.protocol import (
 
 log = logging.getLogger("qtasks.broker")
 
-NEW, ERROR, RETRY, CANCEL = "new", "error", "retry", "cancel"
 WAIT_MARGIN = 5.0
 """Seconds a waiter registration outlives the client's own timeout before it is forgotten."""
 
@@ -158,7 +157,7 @@ class BrokerCore:
         """Queue the delayed tasks whose time has come (cancelled ones stay out)."""
         for uuid in self.delayed.due():
             record = self.storage.get(uuid)
-            if record is not None and record.status == NEW:
+            if record is not None and record.status == Status.NEW:
                 record.extra.pop("eta", None)
                 self.dispatcher.enqueue(record)
 
@@ -190,12 +189,8 @@ class BrokerCore:
             return
         for delivery in message.deliveries:
             uuid = delivery.envelope.uuid
-            if self.inflight.get(uuid) == (peer, delivery.attempt):
-                self.dispatcher.release(uuid, self.workers.get(peer))
-                record = self.storage.get(uuid)
-                if record is not None and not record.is_final:
-                    record.attempts -= 1
-                    self.dispatcher.requeue(record)
+            if self.inflight.get(uuid) == (peer, delivery.attempt):  # it never ran: refund it
+                self.dispatcher.take_back(uuid, self.workers.get(peer), refund=True)
         worker = self.workers.get(peer)
         if worker is not None:
             self._lose_worker(worker, reason)
@@ -211,7 +206,7 @@ class BrokerCore:
         fresh = []
         for envelope in msg.envelopes:
             if get(envelope.uuid) is None:
-                fresh.append(TaskRecord(envelope, NEW, now))
+                fresh.append(TaskRecord(envelope, now))
             else:
                 self.totals["resubmitted"] += 1
         self.storage.add_many(fresh)
@@ -240,7 +235,7 @@ class BrokerCore:
             record = self._last_of_chain(self.storage.get(uuid))
             if record is None:
                 unknown.append(uuid)
-            elif record.is_final:
+            elif record.status in FINAL_STATUSES:
                 self._notify.setdefault(peer, []).append((uuid, record.snapshot()))
             else:
                 self.waiters.add(record.uuid, peer, deadline, uuid)
@@ -248,7 +243,7 @@ class BrokerCore:
 
     def _last_of_chain(self, record: Optional[TaskRecord]) -> Optional[TaskRecord]:
         """The task a retried task's chain ends in (the record itself when not retried)."""
-        while record is not None and record.status == RETRY and record.retry_child is not None:
+        while record is not None and record.status == Status.RETRY and record.retry_child is not None:
             record = self.storage.get(record.retry_child)
         return record
 
@@ -264,17 +259,15 @@ class BrokerCore:
         snapshots: list[Optional[TaskSnapshot]] = []
         for uuid in msg.uuids:
             record = self._last_of_chain(self.storage.get(uuid))
-            if record is not None and not record.is_final:
+            if record is not None and not record.ended:
                 self._cancel(record, msg.reason or f"{record.envelope.task_name}.cancel")
             snapshots.append(None if record is None else record.snapshot())
         self._outgoing.append((peer, Reply(msg.req_id, Reply.get_value(snapshots))))
 
     def _cancel(self, record: TaskRecord, reason: str) -> None:
         """End it as cancelled now; a worker running it is told to stop (it answers with a RESULT)."""
-        record.status = CANCEL
-        record.extra["cancel_reason"] = reason
-        record.updated_at = time.time()
-        self.totals[CANCEL] += 1
+        record.cancelled(reason, time.time())
+        self.totals[Status.CANCEL] += 1
         held = self.inflight.get(record.uuid)
         if held is not None:
             self._outgoing.append((held[0], Cancel(None, [record.uuid], reason)))
@@ -282,7 +275,7 @@ class BrokerCore:
 
     def _on_watch(self, peer: bytes, msg: Watch) -> None:
         record = self._last_of_chain(self.storage.get(msg.uuid))
-        if record is not None and not record.is_final:
+        if record is not None and not record.ended:
             deadline = time.monotonic() + max(0.0, msg.wait) + WAIT_MARGIN
             self.watchers.add(record.uuid, peer, deadline, msg.uuid)
             self.waiters.add(record.uuid, peer, deadline, msg.uuid)
@@ -349,7 +342,7 @@ class BrokerCore:
         """Take over deliveries a reconnecting worker still runs, unless given to someone else."""
         for uuid, attempt in running:
             record = self.storage.get(uuid)
-            if record is None or record.is_final or self.inflight.get(uuid) is not None:
+            if record is None or record.ended or self.inflight.get(uuid) is not None:
                 continue
             self.dispatcher.adopt(record, worker, attempt)
 
@@ -368,25 +361,20 @@ class BrokerCore:
                 self.totals["unknown_results"] += 1
                 log.debug("ignored a result for unknown task %s", uuid.hex())
                 continue
-            if record.is_final:
-                if record.status != CANCEL:
+            if record.ended:
+                if record.status != Status.CANCEL:
                     # A second execution after a false "lost" verdict: the first result stands.
                     self.totals["duplicate_results"] += 1
                     log.info("ignored a late result for task %s (attempt %d): it already ended %s",
                              uuid.hex(), outcome.attempt, record.status)
                 continue
-            if outcome.status == RETRY:
+            if outcome.status == Status.RETRY:
                 self._retry(record, outcome.traceback, outcome.extra, now)
                 continue
             if outcome.status not in FINAL_STATUSES:
                 log.warning("ignored a result with status %r for task %s", outcome.status, uuid.hex())
                 continue
-            record.status = outcome.status
-            record.returning = outcome.returning
-            record.traceback = outcome.traceback
-            record.updated_at = now
-            if outcome.extra:
-                record.extra.update(outcome.extra)
+            record.finished(outcome.status, outcome.returning, outcome.traceback, outcome.extra, now)
             self.totals[outcome.status] += 1
             self._finish(record)
         if peer not in self.workers:
@@ -410,16 +398,12 @@ class BrokerCore:
         child_uuid = uuid_module.uuid4().bytes
         lineage = {"retry": remaining - 1, "retry_parent_uuid": parent_text}
         child = TaskRecord(TaskEnvelope(child_uuid, parent.task_name, parent.queue, parent.priority, now,
-                                        parent.payload, {**parent.metadata, **lineage}), NEW, now)
+                                        parent.payload, {**parent.metadata, **lineage}), now)
         child.extra.update(lineage)
         self.storage.add_many([child])
-        record.status = RETRY
-        record.traceback = traceback
-        record.updated_at = now
-        record.retry_child = child_uuid
-        record.extra.update(retry=remaining, retry_child_uuid=str(uuid_module.UUID(bytes=child_uuid)))
+        record.retried(child_uuid, str(uuid_module.UUID(bytes=child_uuid)), remaining, traceback, now)
         self.storage.save(record)
-        self.totals[RETRY] += 1
+        self.totals[Status.RETRY] += 1
         for peer, deadline, asked in self.waiters.pop(parent.uuid):
             self.waiters.add(child_uuid, peer, deadline, asked)
         for peer, deadline, asked in self.watchers.pop(parent.uuid):
@@ -434,7 +418,7 @@ class BrokerCore:
         for uuid, attempt, index, value in msg.steps:
             record = self.storage.get(uuid)
             # steps of the current attempt only, each once (a redelivered run repeats earlier ones)
-            if record is None or record.is_final or attempt != record.attempts or index != len(record.steps):
+            if record is None or record.ended or attempt != record.attempts or index != len(record.steps):
                 continue
             record.steps.append(value)
             for watcher, _, asked in self.watchers.entries(uuid):
@@ -442,14 +426,9 @@ class BrokerCore:
 
     def _on_return(self, peer: bytes, msg: Return) -> None:
         for uuid, attempt in msg.items:
-            if self.inflight.get(uuid) != (peer, attempt):
-                continue
-            self.dispatcher.release(uuid, self.workers.get(peer))
-            record = self.storage.get(uuid)
-            if record is not None and not record.is_final:
-                record.attempts -= 1
+            if self.inflight.get(uuid) == (peer, attempt):  # handed back unstarted: refund it
                 self.totals["returned"] += 1
-                self.dispatcher.requeue(record)
+                self.dispatcher.take_back(uuid, self.workers.get(peer), refund=True)
 
     def _on_bye(self, peer: bytes, msg: Bye) -> None:
         worker = self.workers.get(peer)
@@ -474,21 +453,17 @@ class BrokerCore:
         requeued = failed = 0
         for uuid in held:
             record = self.storage.get(uuid)
-            if record is None or record.is_final:
+            if record is None or record.ended:
                 continue
-            record.losses += 1
             self.totals["lost"] += 1
-            if shared:
-                record.attempts -= 1
-            record.suspect = True
-            if record.attempts >= self.max_attempts:
+            if not record.lost(shared=shared, max_attempts=self.max_attempts):
                 failed += 1
                 self._fail(record, f"WorkerLostError: the worker process running this task was lost "
                                    f"{record.losses} times (last: {cause}); gave up after {record.attempts} "
                                    f"attempts (qtasks-broker --max-attempts {self.max_attempts})")
             else:
                 requeued += 1
-                self.dispatcher.requeue(record)
+                self.dispatcher.requeue(record, refund=False)  # lost() refunded a shared loss
         if held:
             log.warning("worker %s (pid %d) lost: %s; %d task(s) requeued, %d failed for good",
                         worker.identity.decode("utf-8", "replace"), worker.pid, cause, requeued, failed)
@@ -510,10 +485,8 @@ class BrokerCore:
 
     def _fail(self, record: TaskRecord, traceback: str) -> None:
         """End the record as error, decided by the broker itself (no worker reported it)."""
-        record.status = ERROR
-        record.traceback = traceback
-        record.updated_at = time.time()
-        self.totals[ERROR] += 1
+        record.failed(traceback, time.time())
+        self.totals[Status.ERROR] += 1
         self._finish(record)
 
     def _finish(self, record: TaskRecord) -> None:

@@ -24,12 +24,11 @@ from collections import Counter
 
 from broker_daemon.inflight import InFlightTable
 from broker_daemon.queues import PriorityQueue
-from broker_daemon.records import TaskRecord
+from broker_daemon.records import Status, TaskRecord
 from broker_daemon.storage import Storage
 from broker_daemon.workers import WorkerPeer
 from qtasks.protocol import Delivery, Dispatch
 
-NEW, PROCESS = "new", "process"
 MAX_PASSED_OVER = 1000
 """Tasks a dispatch turn may pass over (their workers are busy) looking for ones an idle worker runs."""
 
@@ -97,7 +96,7 @@ class Dispatcher:
         for name in [n for n in by_task if worker.serves(n)]:
             for uuid in reversed(by_task.pop(name)):
                 record = self.storage.get(uuid)
-                if record is not None and record.status == NEW and not record.queued:
+                if record is not None and record.status == Status.NEW and not record.queued:
                     record.queued = True
                     self.queues.setdefault(worker.queue, PriorityQueue()).push_front(
                         record.envelope.priority, uuid)
@@ -119,10 +118,17 @@ class Dispatcher:
         queue.push(envelope.priority, envelope.uuid)
         self._dirty.add(envelope.queue)
 
-    def requeue(self, record: TaskRecord) -> None:
+    def take_back(self, uuid: bytes, worker: WorkerPeer | None, *, refund: bool) -> None:
+        """A delivery came back without a result (undeliverable, handed back): requeue it,
+        refunding its attempt (see the attempt rule in :mod:`broker_daemon.records`)."""
+        self.release(uuid, worker)
+        record = self.storage.get(uuid)
+        if record is not None and not record.ended:
+            self.requeue(record, refund=refund)
+
+    def requeue(self, record: TaskRecord, *, refund: bool) -> None:
         """Back to the head of its priority: it already waited its turn once."""
-        record.status = NEW
-        record.updated_at = time.time()
+        record.taken_back(time.time(), refund=refund)
         self.storage.save(record)
         self.totals["requeued"] += 1
         if record.queued:
@@ -135,8 +141,7 @@ class Dispatcher:
 
     def adopt(self, record: TaskRecord, worker: WorkerPeer, attempt: int) -> None:
         """``worker`` already runs this delivery (it reconnected): book it as in flight there."""
-        record.status = PROCESS
-        record.attempts = max(record.attempts, attempt)
+        record.adopted(attempt)
         self.inflight.add(record.uuid, worker.identity, attempt)
         worker.busy += 1
         self.storage.save(record)
@@ -180,7 +185,7 @@ class Dispatcher:
             if record is None:
                 continue
             record.queued = False
-            if record.status != NEW:  # cancelled or adopted while it waited
+            if record.status != Status.NEW:  # cancelled or adopted while it waited
                 continue
             name = record.envelope.task_name
             if served is not None and name not in served:
@@ -200,16 +205,14 @@ class Dispatcher:
                 worker.isolating = uuid
             else:
                 worker = able[0] if len(able) == 1 else max(able, key=_free_slots)
-            record.attempts += 1  # counted as it goes out: a SIGKILL cannot skip it
-            record.status = PROCESS
-            record.updated_at = now
+            attempt = record.dispatched(now)  # the attempt counts as it goes out
             save(record)
-            inflight.add(uuid, worker.identity, record.attempts)
+            inflight.add(uuid, worker.identity, attempt)
             worker.busy += 1
             batch = batches.get(worker.identity)
             if batch is None:
                 batch = batches[worker.identity] = []
-            batch.append(Delivery(record.envelope, record.attempts))
+            batch.append(Delivery(record.envelope, attempt))
             count += 1
             if worker.free <= 0:
                 ready.remove(worker)

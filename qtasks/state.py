@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from qtasks.client.calls import PendingCall
+from qtasks.current import current_app
 from qtasks.exc import UnserializableArgumentError
 from qtasks.protocol import pack_value, unpack_value
 
@@ -51,12 +52,7 @@ class BaseState:
         return (self._resolve_app().name, type(self).__qualname__, self._scope)
 
     def _resolve_app(self) -> Any:
-        if self._app is None:
-            from qtasks import _state
-
-            self._app = _state.app_main
-        if self._app is None:
-            raise ImportError("Unable to get app!")
+        self._app = current_app(self._app)
         return self._app
 
     def _call(self, op: str, *args: Any) -> PendingCall[Any]:

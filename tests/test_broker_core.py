@@ -268,6 +268,21 @@ def test_a_retry_outcome_makes_a_child_that_inherits_the_waiters():
     assert [m.items[0][1].envelope.uuid for _, m in out if isinstance(m, p.Notify)] == [child.uuid]
 
 
+def test_a_late_result_for_a_retried_task_never_changes_its_record():
+    h = Harness()
+    h.worker(b"w", 1)
+    envelope = make_envelope()
+    h.submit(envelope)
+    h.send(b"w", p.Result([p.TaskOutcome(envelope.uuid, 1, "retry", None, "boom", 0.0,
+                                         {"retry": 2, "retry_delay": 0.0})]))
+    child = h.record(envelope).retry_child
+    # a second execution of attempt 1 (after a false "lost" verdict) reports success late
+    h.send(b"w", p.Result([p.TaskOutcome(envelope.uuid, 1, "success", p.pack_value(9), None, 0.0, {})]))
+    parent = h.record(envelope)
+    assert parent.status == "retry" and parent.retry_child == child and parent.returning is None
+    assert h.core.totals["duplicate_results"] == 1 and h.core.totals["retry"] == 1
+
+
 def test_a_delayed_retry_is_held_until_due():
     h = Harness()
     h.worker(b"w", 1)

@@ -14,10 +14,12 @@ import qtasks
 import qtasks.plugins
 import qtasks.plugins.depends
 from qtasks import QueueTasks
-from qtasks.executors.arguments import injections
-from qtasks.executors.dependencies import DependencyScopes, close, provide
+from qtasks.executors.teardown import close
 from qtasks.plugins.depends import Depends, ScopeEnum
+from qtasks.plugins.depends.plugin import depends_parameters
+from qtasks.plugins.depends.scopes import DependencyScopes, provide
 from qtasks.plugins.states import AsyncState
+from qtasks.plugins.states.plugin import state_parameters
 from tests.apps import deps as deps_app
 from tests.support import broker_process, read_line_matching, wait_for, wait_for_workers, worker_process
 
@@ -202,25 +204,21 @@ def test_detection_forms():
         pass
 
     for func in (by_default, by_annotation, by_annotated):
-        [found] = injections(func)
-        assert (found.name, found.position, found.depends.func) == ("db", 1, get_db)
-    assert [(i.name, i.state) for i in injections(with_state)] == [
+        [(param, depends)] = depends_parameters(func)
+        assert (param.name, param.position, depends.func) == ("db", 1, get_db)
+    assert [(p.name, state) for p, state in state_parameters(with_state)] == [
         ("state", SomeState), ("maybe", SomeState), ("wrapped", SomeState)]
-    [found] = injections(by_default)
+    assert depends_parameters(with_state) == () and state_parameters(by_default) == ()
+    [(found, _)] = depends_parameters(by_default)
     assert found.supplied([1, "given"], {}) and found.supplied([1], {"db": 2}) and not found.supplied([1], {})
 
 
 def test_detection_with_future_annotations_module():
-    names = {i.name: i for i in injections(deps_app.fails_after_dependency.__wrapped__)} if hasattr(
-        deps_app.fails_after_dependency, "__wrapped__") else None
     schema = deps_app.app.tasks
-    found = {name: injections(schema[name].func) for name in
-             ("fails_after_dependency", "succeeds_with_dependency", "count", "remember")}
-    assert names is None
-    assert found["fails_after_dependency"][0].depends.func is deps_app.task_marker
-    assert found["succeeds_with_dependency"][0].depends.func is deps_app.task_marker
-    assert found["count"][0].state is deps_app.Counter
-    assert found["remember"][0].state is deps_app.Memo
+    assert depends_parameters(schema["fails_after_dependency"].func)[0][1].func is deps_app.task_marker
+    assert depends_parameters(schema["succeeds_with_dependency"].func)[0][1].func is deps_app.task_marker
+    assert state_parameters(schema["count"].func)[0][1] is deps_app.Counter
+    assert state_parameters(schema["remember"].func)[0][1] is deps_app.Memo
 
 
 # --------------------------------------------------------------------------- end to end

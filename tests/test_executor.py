@@ -11,10 +11,10 @@ import pytest
 from pydantic import BaseModel
 
 from qtasks import QueueTasks
-from qtasks.exc import TaskTimeLimitError
+from qtasks.exc import TaskPluginTriggerError, TaskTimeLimitError
 from qtasks.executors import AsyncTaskExecutor
 from qtasks.middlewares import TaskMiddleware
-from qtasks.schemas.task_exec import TaskPrioritySchema
+from qtasks.tasks.spec import TaskPrioritySchema
 
 
 def make_app() -> QueueTasks:
@@ -23,7 +23,9 @@ def make_app() -> QueueTasks:
 
 def run(app: QueueTasks, name: str, *args, steps: list | None = None, **kwargs):
     schema = app.tasks[name]
-    executor = AsyncTaskExecutor(schema, TaskPrioritySchema(0, uuid.uuid4(), name, list(args), kwargs), app=app)
+    served = app.worker.serve(app)
+    executor = AsyncTaskExecutor(schema, TaskPrioritySchema(0, uuid.uuid4(), name, list(args), kwargs),
+                                 plugins=served.plugins, runtime=served.runtime)
     if steps is not None:
         executor.step_reporter = lambda index, value: steps.append((index, value))
 
@@ -128,8 +130,10 @@ def test_pydantic_arguments_and_results():
     assert run(app, "shift", 5, 6) == {"x": 6, "y": 7}
     assert run(app, "shift", point={"x": 1}, by=10) == {"x": 11, "y": 10}
     assert run(app, "shift", {"x": 0, "y": 0}) == {"x": 1, "y": 1}
-    with pytest.raises(ValueError, match="Error while building the model for 'point'"):
+    with pytest.raises(TaskPluginTriggerError, match="Error while building the model for 'point'") as caught:
         run(app, "shift", x="not a number")
+    assert isinstance(caught.value.kwargs["error"], ValueError)
+    assert caught.value.kwargs["plugin"] == "AsyncPydanticWrapperPlugin"
 
 
 def test_time_limits():
@@ -148,7 +152,7 @@ def test_time_limits():
         run(app, "slow")
     assert caught.value.thread_done is None and time.monotonic() - started < 2
     schema = app.tasks["blocking"]
-    executor = AsyncTaskExecutor(schema, TaskPrioritySchema(0, uuid.uuid4(), "blocking", [], {}), app=app)
+    executor = AsyncTaskExecutor(schema, TaskPrioritySchema(0, uuid.uuid4(), "blocking", [], {}))
 
     async def main():
         began = time.monotonic()

@@ -1,3 +1,3 @@
-from qtasks.base.qtasks import BaseQueueTasks
+from qtasks.app.core import BaseQueueTasks
 
 __all__ = ["BaseQueueTasks"]

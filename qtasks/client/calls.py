@@ -15,8 +15,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
+from qtasks.client.lending import current_lender
 from qtasks.exc import BrokerUnavailableError, TaskLostError
-from qtasks.worker.lending import current_lender
 
 if TYPE_CHECKING:
     from qtasks.brokers.base import BaseBroker

@@ -7,21 +7,20 @@ from typing import Any
 from uuid import UUID
 
 from qtasks.protocol import TaskEnvelope, TaskSnapshot, unpack_arguments, unpack_value
-from qtasks.schemas.task import Task, task_class
+from qtasks.tasks.record import Task, Waiter, task_class, with_waiter
 
 _TASK_FIELDS = frozenset({"retry", "retry_child_uuid", "retry_parent_uuid"})
 
 
-def new_task(envelope: TaskEnvelope, args: tuple[Any, ...], kwargs: dict[str, Any], app: Any) -> Task:
+def new_task(envelope: TaskEnvelope, args: tuple[Any, ...], kwargs: dict[str, Any], waiter: Waiter) -> Task[Any]:
     """The ``Task`` that ``add_task`` returns once the broker stored it (status ``new``)."""
     created = datetime.fromtimestamp(envelope.created_at)
-    task = Task("new", UUID(bytes=envelope.uuid), envelope.priority, envelope.task_name,
-                args, kwargs, created, created)
-    task._app = app  # type: ignore[attr-defined]
-    return task
+    task: Task[Any] = Task("new", UUID(bytes=envelope.uuid), envelope.priority, envelope.task_name,
+                           args, kwargs, created, created)
+    return with_waiter(task, waiter)
 
 
-def task_from_snapshot(snapshot: TaskSnapshot, app: Any) -> Task:
+def task_from_snapshot(snapshot: TaskSnapshot, waiter: Waiter) -> Task[Any]:
     envelope = snapshot.envelope
     args, kwargs = unpack_arguments(envelope.payload)
     extra = snapshot.extra
@@ -46,5 +45,4 @@ def task_from_snapshot(snapshot: TaskSnapshot, app: Any) -> Task:
         snapshot.attempts,
         **extras,
     )
-    task._app = app  # type: ignore[attr-defined]
-    return task
+    return with_waiter(task, waiter)

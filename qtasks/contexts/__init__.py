@@ -13,6 +13,7 @@ from uuid import UUID
 
 import anyio
 
+from qtasks.current import current_app
 from qtasks.exc import TaskCancelError, TaskPluginTriggerError
 from qtasks.logs import Logger
 
@@ -22,12 +23,8 @@ class BaseContext:
         self.task_name: Optional[str] = kwargs.get("task_name")
         self.task_uuid: Optional[UUID] = kwargs.get("task_uuid")
         self.generate_handler: Optional[Callable[..., Any]] = kwargs.get("generate_handler")
-        if "app" in kwargs:
-            self._app = kwargs["app"]
-        else:
-            from qtasks import _state
-
-            self._app = _state.app_main
+        self._app: Any = kwargs.get("app")
+        """None: the current app, looked up when needed (``qtasks.current.current_app``)."""
         self._log: Optional[Logger] = kwargs.get("log")
         self._metadata: Any = None
 
@@ -37,7 +34,8 @@ class BaseContext:
 
     def get_logger(self, name: Optional[str] = None) -> Logger:
         """A logger whose lines carry this task's name and uuid."""
-        base = self._log or (self._app.log if self._app is not None else Logger("QueueTasks"))
+        app = current_app(self._app, required=False)
+        base = self._log or (app.log if app is not None else Logger("QueueTasks"))
         label = name or self.task_name or type(self).__name__
         return base.with_subname(f"{label} {self.task_uuid}" if self.task_uuid else label)
 
@@ -56,9 +54,7 @@ class BaseContext:
         raise TaskPluginTriggerError(**kwargs)
 
     def _require_app(self) -> Any:
-        if self._app is None:
-            raise ImportError("Unable to get app!")
-        return self._app
+        return current_app(self._app)
 
     def _require_uuid(self) -> UUID:
         if self.task_uuid is None:

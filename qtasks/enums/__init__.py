@@ -1,3 +1,3 @@
-from qtasks.enums.task_status import FINAL_STATUSES, TaskStatusEnum
+from qtasks.enums.task_status import ENDED_STATUSES, FINAL_STATUSES, TaskStatusEnum
 
-__all__ = ["FINAL_STATUSES", "TaskStatusEnum"]
+__all__ = ["ENDED_STATUSES", "FINAL_STATUSES", "TaskStatusEnum"]

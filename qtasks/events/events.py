@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from qtasks.schemas.inits import InitsExecSchema
+from qtasks.events.handler import InitsExecSchema
 
 Decorator = Callable[[Callable[..., Any]], InitsExecSchema]
 

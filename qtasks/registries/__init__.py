@@ -1,4 +1,6 @@
-from qtasks.registries.task import AsyncTask, BaseTask, SyncTask
-from qtasks.registries.task_registry import TaskRegistry, shared_task
+"""Upstream's import paths of task objects and the shared-task registry."""
+
+from qtasks.tasks.objects import AsyncTask, BaseTask, SyncTask
+from qtasks.tasks.registry import TaskRegistry, shared_task
 
 __all__ = ["AsyncTask", "BaseTask", "SyncTask", "TaskRegistry", "shared_task"]

@@ -1,4 +1,6 @@
-from qtasks.schemas.task import Task
-from qtasks.schemas.task_exec import TaskExecSchema, TaskPrioritySchema
+"""Upstream's import paths of the records and specs (see ``qtasks.tasks``)."""
+
+from qtasks.tasks.record import Task
+from qtasks.tasks.spec import TaskExecSchema, TaskPrioritySchema
 
 __all__ = ["Task", "TaskExecSchema", "TaskPrioritySchema"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtasks.registries.task_registry import shared_task
-from qtasks.utils.tasks import AsyncTaskUtils
+from qtasks.tasks.chains import AsyncTaskUtils
+from qtasks.tasks.registry import shared_task
 
 
 def get_app() -> Any:
-    """The app built last in this process (``qtasks._state.app_main``)."""
+    """The app built last in this process (``qtasks._state.app_main``), None if there is none."""
     from qtasks import _state
 
     return _state.app_main

@@ -37,6 +37,8 @@ import zmq.asyncio
 from anyio.abc import TaskGroup
 
 from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError
+from qtasks.plugins.base import maybe_await
+from qtasks.plugins.triggers import all_plugins
 from qtasks.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Bye,
@@ -55,6 +57,7 @@ from qtasks.protocol import (
     decode,
     encode,
 )
+from qtasks.worker.component import ServedApp
 from qtasks.worker.lending import SlotLender
 from qtasks.worker.running import TaskRunner
 from qtasks.worker.signals import unblock_stop_signals
@@ -72,7 +75,7 @@ LINGER_MS = 2000
 class WorkerActor:
     def __init__(
         self,
-        app: Any,
+        served: ServedApp,
         *,
         url: str,
         concurrency: int,
@@ -85,7 +88,7 @@ class WorkerActor:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        self.app = app
+        self.served = served
         self.url = url
         self.concurrency = concurrency
         self.grace = grace
@@ -168,11 +171,14 @@ class WorkerActor:
                     tg.start_soon(self._slot)
                 self._send_ready()
                 log.info("worker process %d serving %r for %s with %d slots",
-                         self.pid, self.app.name, self.url, self.concurrency)
-                await self.app.events.fire_async("worker_running", worker=self.app.worker, number=self.index)
+                         self.pid, self.served.name, self.url, self.concurrency)
+                await self._start_plugins()
+                await self.served.events.fire_async("worker_running", worker=self.served.worker,
+                                                    number=self.index)
                 await self._stop_requested.wait()
                 await self._drain()
-                await self.app.events.fire_async("worker_stopping", worker=self.app.worker, number=self.index)
+                await self.served.events.fire_async("worker_stopping", worker=self.served.worker,
+                                                    number=self.index)
                 tg.cancel_scope.cancel()
         finally:
             sock.close()
@@ -216,9 +222,23 @@ class WorkerActor:
             self._hand_back(list(self._running.items()))
             self._exit_code = 1
         else:
-            await self.app.worker.dependencies.close()  # nothing runs that could still use them
+            await self._stop_plugins()  # nothing runs that could still use what they hold
         self._flush()
         self._send(Bye())
+
+    async def _start_plugins(self) -> None:
+        for plugin in all_plugins(self.served.plugins):
+            try:
+                await maybe_await(plugin.start())
+            except Exception:
+                log.exception("worker process %d: plugin %s failed to start", self.pid, plugin.name)
+
+    async def _stop_plugins(self) -> None:
+        for plugin in reversed(all_plugins(self.served.plugins)):
+            try:
+                await maybe_await(plugin.stop())
+            except Exception:
+                log.exception("worker process %d: plugin %s failed to stop", self.pid, plugin.name)
 
     def _hand_back(self, items: list[tuple[bytes, int]]) -> None:
         if items:
@@ -243,14 +263,14 @@ class WorkerActor:
     def _send_ready(self) -> None:
         self._ready_sent_at = time.monotonic()
         self._send(Ready(
-            queue=self.app.name,
+            queue=self.served.name,
             concurrency=0 if self._draining else self.concurrency + self._lent,
             pid=self.pid,
             host=self.host,
             replaces=self._replaces,
             cause=self._cause,
             running=list(self._running.items()),
-            tasks=sorted(self.app.tasks),
+            tasks=self.served.task_names(),
         ))
 
     async def _receive_loop(self) -> None:
@@ -343,7 +363,7 @@ class WorkerActor:
     def _watch_thread(self, name: str, uuid: UUID, done: threading.Event) -> None:
         """A task's thread outlived its task (time limit, cancel): recycle this process if it
         does not come back within the grace period, so it cannot hold a slot forever."""
-        grace = self.app.config.thread_stop_grace
+        grace = self.served.config.thread_stop_grace
 
         async def watch() -> None:
             await anyio.sleep(grace)  # the grace period itself; the thread cannot signal a loop
@@ -451,7 +471,7 @@ class WorkerActor:
     async def _slot(self) -> None:
         inbox = self._inbox
         running = self._running
-        runner = TaskRunner(self.app, report_step=self._report_step, watch_thread=self._watch_thread,
+        runner = TaskRunner(self.served, report_step=self._report_step, watch_thread=self._watch_thread,
                             lender=self._lender, message_limit=lambda: self._max_message_size)
         while True:
             if self._retiring:  # a lent slot taken back: one extra slot bows out

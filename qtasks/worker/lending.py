@@ -4,7 +4,8 @@ Otherwise a process whose every slot holds a parent waiting for its child would 
 get the children (the classic nested-wait deadlock). While a task inside a worker waits
 for task results (``self.add_task(..., timeout=...)``, ``wait_result``, ``add_tasks``,
 chains), its process announces one more slot of credit; the broker may send it one more
-task, which runs in an extra slot; when the wait ends the credit is taken back.
+task, which runs in an extra slot; when the wait ends the credit is taken back. Client
+calls find the lender through ``qtasks.client.lending.current_lender``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 
 class SlotLender:
@@ -37,7 +37,3 @@ class SlotLender:
             action()
         elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(action)
-
-
-current_lender: ContextVar[Optional[SlotLender]] = ContextVar("qtasks_slot_lender", default=None)
-"""Set while a task runs in a worker process (threads of plain ``def`` tasks see it too)."""

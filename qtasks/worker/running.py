@@ -23,6 +23,8 @@ import traceback
 from typing import Any, Callable, Optional
 from uuid import UUID
 
+from qtasks.client.lending import current_lender
+from qtasks.enums import TaskStatusEnum as Status
 from qtasks.exc import (
     MessageTooLargeError,
     Retry,
@@ -39,8 +41,9 @@ from qtasks.protocol import (
     pack_value,
     unpack_arguments,
 )
-from qtasks.schemas.task_exec import TaskExecSchema, TaskPrioritySchema
-from qtasks.worker.lending import SlotLender, current_lender
+from qtasks.tasks.spec import TaskExecSchema, TaskPrioritySchema
+from qtasks.worker.component import ServedApp
+from qtasks.worker.lending import SlotLender
 
 log = logging.getLogger("qtasks.worker")
 
@@ -56,16 +59,16 @@ ThreadWatch = Callable[[str, UUID, threading.Event], None]
 
 
 class TaskRunner:
-    def __init__(self, app: Any, *, report_step: StepSink, watch_thread: ThreadWatch,
+    def __init__(self, served: ServedApp, *, report_step: StepSink, watch_thread: ThreadWatch,
                  lender: Optional[SlotLender] = None,
                  message_limit: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_SIZE) -> None:
-        self.app = app
+        self.served = served
         self.message_limit = message_limit
         """The broker's message limit: a result must fit in a RESULT frame."""
         self.report_step = report_step
         self.watch_thread = watch_thread
         self.lender = lender
-        events = app.events
+        events = served.events
         self._events = {e for e in TASK_EVENTS if events is not None and events.has_handlers(e)}
         """Task events with handlers (registered when the app module was imported)."""
 
@@ -76,19 +79,19 @@ class TaskRunner:
         envelope = delivery.envelope
         name = envelope.task_name
         uuid = UUID(bytes=envelope.uuid)
-        schema = self.app._lookup(name)
+        schema = self.served.lookup(name)
         task_broker: Optional[TaskPrioritySchema] = None
         executor: Any = None
         try:
             if schema is None:
-                known = list(self.app.tasks)
+                known = self.served.task_names()
                 raise UnknownTaskError(name, known, difflib.get_close_matches(name, known, n=3))
             args, kwargs = unpack_arguments(envelope.payload)
             task_broker = TaskPrioritySchema(envelope.priority, uuid, name, args, kwargs,
                                              envelope.created_at, time.time(), delivery.attempt)
-            executor = (schema.executor or self.app.worker.task_executor)(
-                task_func=schema, task_broker=task_broker, log=log, plugins=self.app.worker.plugins,
-                app=self.app)
+            executor = (schema.executor or self.served.executor_class)(
+                task_func=schema, task_broker=task_broker, log=log, plugins=self.served.plugins)
+            executor.runtime = self.served.runtime
             if schema.generating:
                 executor.step_reporter = lambda index, value: self.report_step(delivery, index, _pack_step(value))
             if "task_running" in self._events:
@@ -108,7 +111,7 @@ class TaskRunner:
                     this.uncancel()
                 outcome = self._cancelled(delivery, reason or f"{name}.cancel")
             else:
-                outcome = TaskOutcome(envelope.uuid, delivery.attempt, "success",
+                outcome = TaskOutcome(envelope.uuid, delivery.attempt, Status.SUCCESS,
                                       self._pack(schema, result), None, time.time(), {})
             finally:
                 del cancels[envelope.uuid]
@@ -124,7 +127,7 @@ class TaskRunner:
                 outcome = self._failed(delivery, None, exit_error)
         self._watch_abandoned_thread(name, uuid, executor)
         if self._events and schema is not None and task_broker is not None:
-            event = {"success": "task_success", "cancel": "task_cancel"}.get(outcome.status, "task_error")
+            event = {Status.SUCCESS: "task_success", Status.CANCEL: "task_cancel"}.get(outcome.status, "task_error")
             await self._fire(event, schema, task_broker, model=outcome)
             await self._fire("task_stopping", schema, task_broker, model=outcome)
         return outcome
@@ -146,7 +149,7 @@ class TaskRunner:
     def _cancelled(self, delivery: Delivery, reason: str) -> TaskOutcome:
         log.info("task %s %s cancelled: %s", delivery.envelope.task_name,
                  UUID(bytes=delivery.envelope.uuid), reason)
-        return TaskOutcome(delivery.envelope.uuid, delivery.attempt, "cancel", None, None, time.time(),
+        return TaskOutcome(delivery.envelope.uuid, delivery.attempt, Status.CANCEL, None, None, time.time(),
                            {"cancel_reason": reason})
 
     def _failed(self, delivery: Delivery, schema: Optional[TaskExecSchema], exc: Exception) -> TaskOutcome:
@@ -161,11 +164,11 @@ class TaskRunner:
             if remaining > 0:
                 log.warning("task %s %s failed (%s: %s); retrying, %d run(s) left%s", name, uuid,
                             type(exc).__name__, exc, remaining, f" in {delay:g} s" if delay else "")
-                return TaskOutcome(envelope.uuid, delivery.attempt, "retry", None, text, time.time(),
+                return TaskOutcome(envelope.uuid, delivery.attempt, Status.RETRY, None, text, time.time(),
                                    {"retry": remaining, "retry_delay": delay})
             extra["retry"] = 0
         log.error("task %s %s failed: %s: %s", name, uuid, type(exc).__name__, exc)
-        return TaskOutcome(envelope.uuid, delivery.attempt, "error", None, text, time.time(), extra)
+        return TaskOutcome(envelope.uuid, delivery.attempt, Status.ERROR, None, text, time.time(), extra)
 
     def _watch_abandoned_thread(self, name: str, uuid: UUID, executor: Any) -> None:
         """A plain ``def`` task that timed out or was cancelled may still run in its thread."""
@@ -176,8 +179,8 @@ class TaskRunner:
     async def _fire(self, event: str, schema: TaskExecSchema, task_broker: TaskPrioritySchema,
                     **extra: Any) -> None:
         if event in self._events:
-            await self.app.events.fire_async(event, worker=self.app.worker, task_func=schema,
-                                             task_broker=task_broker, **extra)
+            await self.served.events.fire_async(event, worker=self.served.worker, task_func=schema,
+                                                task_broker=task_broker, **extra)
 
 
 def _retry_plan(schema: TaskExecSchema, metadata: dict[str, Any], exc: Exception) -> Optional[tuple[int, float]]:

@@ -375,7 +375,7 @@ def _worker_main(app: Any, options: dict[str, Any], inherited_fds: tuple[int, ..
     from qtasks.worker.output import write_whole_lines
 
     write_whole_lines()
-    sys.exit(WorkerActor(app, **options).run())
+    sys.exit(WorkerActor(app.worker.serve(app), **options).run())
 
 
 def _broker_main(url: str, report: Any, inherited_fds: tuple[int, ...]) -> None:

@@ -1,3 +1,3 @@
-from qtasks.utils.tasks.async_task_utils import AsyncTaskUtils
+from qtasks.tasks.chains import AsyncTaskUtils
 
 __all__ = ["AsyncTaskUtils"]

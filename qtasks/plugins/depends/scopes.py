@@ -1,4 +1,4 @@
-"""Providing ``Depends`` values and closing them when their scope ends.
+"""Providing ``Depends`` values, and the process-wide scopes that keep them.
 
 A provider is entered once per scope instance; what it needs to close goes on a
 teardown stack, run newest first, shielded from cancellation, after success, error,
@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import anyio
 
+from qtasks.executors.teardown import Teardown, close
 from qtasks.executors.threads import run_in_thread
-from qtasks.plugins.depends import Depends, ScopeEnum
-
-log = logging.getLogger("qtasks.worker")
-
-Teardown = Callable[[], Awaitable[Any]]
+from qtasks.plugins.depends.class_depends import Depends
+from qtasks.plugins.depends.enums.scope import ScopeEnum
 
 PROCESS_SCOPES_CLOSE_ORDER = (ScopeEnum.BROKER.value, ScopeEnum.WORKER.value,
                               ScopeEnum.STORAGE.value, ScopeEnum.GLOBAL_CONFIG.value)
@@ -65,23 +62,6 @@ async def _enter_sync(manager: Any, teardowns: list[Teardown]) -> Any:
     value = await run_in_thread(manager.__enter__)
     teardowns.append(lambda: run_in_thread(manager.__exit__, None, None, None))
     return value
-
-
-async def close(teardowns: list[Teardown], owner: str) -> BaseException | None:
-    """Run ``teardowns`` newest first, shielded from cancellation; returns the first failure."""
-    if not teardowns:
-        return None
-    first: BaseException | None = None
-    with anyio.CancelScope(shield=True):
-        while teardowns:
-            teardown = teardowns.pop()
-            try:
-                await teardown()
-            except Exception as exc:
-                log.error("closing a dependency of %s failed: %s: %s", owner, type(exc).__name__, exc,
-                          exc_info=True)
-                first = first or exc
-    return first
 
 
 class DependencyScopes:

@@ -1,4 +1,5 @@
-"""Pydantic models as task arguments and results (optional: ``pip install "qtasks[pydantic]"``).
+"""``AsyncPydanticWrapperPlugin`` / ``SyncPydanticWrapperPlugin``: pydantic models as task
+arguments and results (optional: ``pip install "qtasks[pydantic]"``).
 
 The first parameter annotated with a ``BaseModel`` subclass (also ``Optional[M]``,
 ``Annotated[M, ...]`` or a string annotation) is built from the call: from a dict
@@ -16,6 +17,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Callable, Optional, Union, get_args, get_origin
 
 from qtasks.executors.arguments import evaluate_annotation
+from qtasks.plugins.base import BasePlugin
 
 
 def _base_model() -> Optional[type]:
@@ -101,3 +103,30 @@ def dump_model(value: Any) -> Any:
     if base is not None and isinstance(value, base):
         return value.model_dump(mode="json")
     return value
+
+
+class AsyncPydanticWrapperPlugin(BasePlugin):
+    """Builds the model parameter on ``task_executor_args_replace``; dumps a model result on
+    ``task_executor_after_execute_result_replace``."""
+
+    def __init__(self, name: Optional[str] = None) -> None:
+        super().__init__(name)
+        self.handlers = {"task_executor_args_replace": self.build,
+                         "task_executor_after_execute_result_replace": self.dump}
+
+    def build(self, task_executor: Any, args: list[Any], kw: dict[str, Any], **_: Any) -> Optional[dict[str, Any]]:
+        func = task_executor.task_func.func
+        if model_parameter(func) is None:
+            return None
+        build_model(func, args, kw, skip_first=task_executor.echo)
+        return {"args": args, "kw": kw}
+
+    def dump(self, task_executor: Any, result: Any, **_: Any) -> Optional[dict[str, Any]]:
+        base = _base_model()
+        if base is None or not isinstance(result, base):
+            return None
+        return {"result": dump_model(result)}
+
+
+class SyncPydanticWrapperPlugin(AsyncPydanticWrapperPlugin):
+    """The same plugin under the name sync apps use upstream."""

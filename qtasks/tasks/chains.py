@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from qtasks.schemas.task import Task
-from qtasks.schemas.task_cls import AsyncTaskCls, BaseTaskCls, SyncTaskCls
+from qtasks.tasks.objects import AsyncTaskCls, BaseTaskCls, SyncTaskCls
+from qtasks.tasks.record import Task
 
 _FIRST = object()
 
 
-def _next_call(call: BaseTaskCls, previous: Any, timeout: float) -> Optional[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+def _next_call(call: BaseTaskCls[Any], previous: Any,
+               timeout: float) -> Optional[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     """(task object, args, keyword arguments) of ``call``'s turn; None when it is unbound."""
     if call._task_deco is None:
         return None
@@ -25,16 +26,16 @@ def _next_call(call: BaseTaskCls, previous: Any, timeout: float) -> Optional[tup
     return call._task_deco, args, kwargs
 
 
-def _returning(task: Optional[Task]) -> Any:
+def _returning(task: Optional[Task[Any]]) -> Any:
     return None if task is None else task.returning
 
 
 class AsyncChain:
-    def __init__(self, *calls: AsyncTaskCls) -> None:
+    def __init__(self, *calls: AsyncTaskCls[Any]) -> None:
         self.calls = calls
 
-    async def get(self, timeout: float = 50.0) -> list[Optional[Task]]:
-        results: list[Optional[Task]] = []
+    async def get(self, timeout: float = 50.0) -> list[Optional[Task[Any]]]:
+        results: list[Optional[Task[Any]]] = []
         previous: Any = _FIRST
         for call in self.calls:
             turn = _next_call(call, previous, timeout)
@@ -48,11 +49,11 @@ class AsyncChain:
 
 
 class SyncChain:
-    def __init__(self, *calls: SyncTaskCls) -> None:
+    def __init__(self, *calls: SyncTaskCls[Any]) -> None:
         self.calls = calls
 
-    def get(self, timeout: float = 50.0) -> list[Optional[Task]]:
-        results: list[Optional[Task]] = []
+    def get(self, timeout: float = 50.0) -> list[Optional[Task[Any]]]:
+        results: list[Optional[Task[Any]]] = []
         previous: Any = _FIRST
         for call in self.calls:
             turn = _next_call(call, previous, timeout)
@@ -63,3 +64,17 @@ class SyncChain:
             results.append(task)
             previous = _returning(task)
         return results
+
+
+class AsyncTaskUtils:
+    @staticmethod
+    def chain(*task_cls: AsyncTaskCls[Any]) -> AsyncChain:
+        """``await AsyncTaskUtils.chain(add(2, 2), add(4), add(8)).get()`` → results 4, 8, 16."""
+        return AsyncChain(*task_cls)
+
+
+class SyncTaskUtils:
+    @staticmethod
+    def chain(*task_cls: SyncTaskCls[Any]) -> SyncChain:
+        """``SyncTaskUtils.chain(add(2, 2), add(4), add(8)).get()`` → results 4, 8, 16."""
+        return SyncChain(*task_cls)

@@ -1,0 +1,75 @@
+"""``qtasks.asyncio.QueueTasks``: the async face of the app (every call is awaited)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Iterable, Optional, Union
+from uuid import UUID
+
+from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
+from qtasks.events import AsyncEvents
+from qtasks.exc import BrokerUnavailableError
+from qtasks.tasks.objects import AsyncTask
+from qtasks.tasks.record import Task
+
+
+class QueueTasks(BaseQueueTasks):
+    """A task-queue app for asyncio code. Safe to share between tasks, loops and threads."""
+
+    _method = "async"
+    _task_class = AsyncTask
+    _events_class = AsyncEvents
+
+    async def add_task(self, task_name: str, *args: Any, priority: Optional[int] = None,
+                       timeout: Optional[float] = None, **kwargs: Any) -> Optional[Task[Any]]:
+        return await self._add_task_call(task_name, args, kwargs, priority, timeout).wait_async()
+
+    async def add_tasks(self, calls: Iterable[TaskCall], *,
+                        timeout: Optional[float] = None) -> list[Optional[Task[Any]]]:
+        """Submit many calls in one message: ``await app.add_tasks([add(1, 2), add(3, 4)], timeout=10)``."""
+        return await self._add_tasks_call(calls, timeout).wait_async()
+
+    async def get(self, uuid: Union[UUID, str]) -> Optional[Task[Any]]:
+        return await self._get_call(uuid).wait_async()
+
+    async def cancel(self, uuid: Union[UUID, str], reason: str = "") -> Optional[Task[Any]]:
+        """Cancel a task: a queued one at once, a running one at its next await (a plain ``def``
+        task's result is discarded). Returns its record afterwards, None if unknown."""
+        return await self._cancel_call(uuid, reason).wait_async()
+
+    async def stream(self, uuid: Union[UUID, str], timeout: float = 100.0) -> AsyncIterator[Any]:
+        """``async for step in app.stream(uuid)``: a generator task's steps as they happen."""
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._follow(uuid, timeout, lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+        limit = self._stream_limit(timeout)
+        while True:
+            try:
+                item = await asyncio.wait_for(items.get(), limit)
+            except asyncio.TimeoutError:
+                raise BrokerUnavailableError(self.broker.url, limit) from None
+            ended, value = stream_item(item)
+            if ended:
+                return
+            yield value
+
+    async def ping(self, server: bool = True) -> bool:
+        """Whether the broker answers (within ``config.broker_connect_timeout``)."""
+        try:
+            await self._ping_call().wait_async()
+        except BrokerUnavailableError:
+            return False
+        return True
+
+    async def broker_stats(self) -> dict[str, Any]:
+        return await self._stats_call().wait_async()
+
+    def run_forever(self, loop: Any = None, starter: Any = None, num_workers: int = 4,
+                    reset_config: bool = True) -> None:
+        """Serve tasks with ``num_workers`` worker processes until SIGTERM or Ctrl+C (blocks)."""
+        code = self._serve(num_workers)
+        if code:
+            raise SystemExit(code)
+
+    async def stop(self) -> None:
+        self._stop()

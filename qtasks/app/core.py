@@ -1,0 +1,318 @@
+"""The app core shared by both faces (``qtasks.QueueTasks`` and ``qtasks.asyncio.QueueTasks``).
+
+Everything that is not "block or await" lives here: registration, building
+envelopes, turning replies into ``Task`` objects, serving. Each public method of
+a face is one line: build a :class:`~qtasks.client.calls.PendingCall` here, then
+``.result()`` it (sync) or ``await .wait_async()`` it (async). Upstream code imports
+this class as ``qtasks.base.qtasks.BaseQueueTasks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+import uuid as uuid_module
+from contextlib import contextmanager
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Optional, Sequence, Union
+from uuid import UUID
+
+import multiprocess
+
+from qtasks.brokers import BaseBroker, ZmqBroker
+from qtasks.client.calls import PendingCall
+from qtasks.client.convert import new_task, task_from_snapshot
+from qtasks.configs import QueueConfig
+from qtasks.current import set_current_app
+from qtasks.events import BaseEvents
+from qtasks.exc import InvalidTaskIdError, QTasksError
+from qtasks.logs import Logger, configured_level
+from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
+from qtasks.tasks.objects import BaseTaskCls
+from qtasks.tasks.record import Task
+from qtasks.tasks.registry import TaskRegistrar, TaskRegistry
+from qtasks.tasks.routers import BaseRouter
+from qtasks.tasks.spec import TaskExecSchema
+from qtasks.urls import check_url
+from qtasks.version import __version__
+from qtasks.worker.component import Worker
+
+TaskCall = Union[BaseTaskCls[Any], tuple[str, Sequence[Any], dict[str, Any]]]
+
+
+class BaseQueueTasks(TaskRegistrar):
+    _method: ClassVar[str]
+    _events_class: ClassVar[type[BaseEvents]]
+
+    def __init__(
+        self,
+        name: str = "QueueTasks",
+        broker_url: Optional[str] = None,
+        broker: Optional[BaseBroker] = None,
+        worker: Optional[Worker] = None,
+        log: Optional[Logger] = None,
+        config: Optional[QueueConfig] = None,
+        events: Any = None,
+    ) -> None:
+        self.name = name
+        self.version = __version__
+        self.config = config if config is not None else QueueConfig()
+        self.log = (log.with_subname("QueueTasks") if log is not None else
+                    Logger(name, "QueueTasks", self.config.logs_default_level_server,
+                           self.config.logs_format))
+        self.broker = broker if broker is not None else ZmqBroker(
+            broker_url, connect_timeout=self.config.broker_connect_timeout)
+        self.worker = worker if worker is not None else Worker(name)
+        self.events = events if events is not None else self._events_class()
+        self.starter: Any = None
+        self.routers: list[Any] = []
+        self.plugins: dict[str, list[Any]] = {}
+        self.tasks: dict[str, TaskExecSchema] = self.worker._tasks
+        self.waiter = _AppWaiter(self)
+        """How the ``Task`` records this app returns wait for themselves."""
+        set_current_app(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__name__} {self.name!r} at {self.broker.url}>"
+
+    # ------------------------------------------------------------------ registration
+
+    def _default_priority(self) -> int:
+        return self.config.task_default_priority
+
+    def _task_app(self) -> Any:
+        return self
+
+    def _lookup(self, task_name: str) -> Optional[TaskExecSchema]:
+        """The task registered as ``task_name`` here, or a shared task of that name (adopted now)."""
+        schema = self.tasks.get(task_name)
+        if schema is None:
+            schema = TaskRegistry.get_task(task_name)
+            if schema is not None:
+                self.tasks[task_name] = schema
+        return schema
+
+    def _adopt_shared_tasks(self) -> None:
+        for name, schema in TaskRegistry.all_tasks().items():
+            self.tasks.setdefault(name, schema)
+
+    def include_router(self, router: BaseRouter) -> None:
+        """Register a router's tasks here and bind its task objects to this app."""
+        clashes = sorted(set(router.tasks) & set(self.tasks))
+        if clashes:
+            raise ValueError(f"Task with name {clashes[0]} is already registered!")
+        self.tasks.update(router.tasks)
+        for task in router.task_objects:
+            task._app = self
+            task.ctx._app = self
+        self.routers.append(router)
+
+    def add_middleware(self, middleware: type, position: str = "before", **kwargs: Any) -> None:
+        """Run ``middleware`` around every task of this app (``position``: "before" or "after")."""
+        if position not in ("before", "after"):
+            raise ValueError(f'middleware position must be "before" or "after", got {position!r}')
+        if not callable(middleware):
+            raise TypeError(f"a middleware is a class taking the task executor, got {middleware!r}")
+        getattr(self.worker, f"task_middlewares_{position}").append(middleware)
+
+    # ------------------------------------------------------------------ calls both faces share
+
+    def _envelope(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
+                  priority: Optional[int]) -> TaskEnvelope:
+        if not isinstance(task_name, str) or not task_name:
+            raise ValueError(f"a task name must be a non-empty string, got {task_name!r}")
+        if priority is None:
+            registered = self._lookup(task_name)
+            priority = registered.priority if registered is not None else 0
+        elif isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
+        limit = self.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
+        return TaskEnvelope(uuid_module.uuid4().bytes, task_name, self.name, priority, time.time(),
+                            pack_arguments(task_name, args, kwargs, limit), {})
+
+    def _add_task_call(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
+                       priority: Optional[int], timeout: Optional[float]) -> PendingCall[Optional[Task[Any]]]:
+        envelope = self._envelope(task_name, args, kwargs, priority)
+        broker = self.broker
+        if timeout is None:
+            return PendingCall(broker, lambda b: b.submit([envelope]),
+                               lambda _: new_task(envelope, tuple(args), kwargs, self.waiter),
+                               broker.connect_timeout)
+        return PendingCall(broker, lambda b: b.submit([envelope], wait=timeout),
+                           lambda found: self._finished(found, [envelope], timeout)[0],
+                           timeout + broker.connect_timeout, waits_for_tasks=True,
+                           convert_lost=self._tasks_of)
+
+    def _add_tasks_call(self, calls: Iterable[TaskCall],
+                        timeout: Optional[float]) -> PendingCall[list[Optional[Task[Any]]]]:
+        prepared = []
+        for call in calls:
+            if isinstance(call, BaseTaskCls):
+                if not call.task_name:
+                    raise ValueError("Task name is not specified.")
+                name, args, kwargs, priority = call.task_name, call.args, call.kwargs, call.priority
+            else:
+                name, args, kwargs = call
+                priority = None
+            prepared.append((self._envelope(name, args, kwargs, priority), args, kwargs))
+        envelopes = [envelope for envelope, _, _ in prepared]
+        broker = self.broker
+        if timeout is None:
+            return PendingCall(broker, lambda b: b.submit(envelopes),
+                               lambda _: [new_task(e, tuple(a), k, self.waiter) for e, a, k in prepared],
+                               broker.connect_timeout)
+        return PendingCall(broker, lambda b: b.submit(envelopes, wait=timeout),
+                           lambda found: self._finished(found, envelopes, timeout),
+                           timeout + broker.connect_timeout, waits_for_tasks=True,
+                           convert_lost=self._tasks_of)
+
+    def _finished(self, found: list[Optional[TaskSnapshot]], envelopes: list[TaskEnvelope],
+                  timeout: float) -> list[Optional[Task[Any]]]:
+        late = [e for e, snapshot in zip(envelopes, found) if snapshot is None]
+        if late:
+            shown = ", ".join(f"{e.task_name} {UUID(bytes=e.uuid)}" for e in late[:3])
+            self.log.warning(
+                "%d task(s) did not finish within %g s (%s%s); they keep running: fetch them later "
+                "with app.get(uuid)", len(late), timeout, shown, " ..." if len(late) > 3 else "")
+        return self._tasks_of(found)
+
+    def _get_call(self, uuid: Union[UUID, str]) -> PendingCall[Optional[Task[Any]]]:
+        raw = _uuid_bytes(uuid)
+        broker = self.broker
+        return PendingCall(broker, lambda b: b.get([raw]), self._first_task, broker.connect_timeout)
+
+    def _wait_call(self, uuid: Union[UUID, str], timeout: float) -> PendingCall[Optional[Task[Any]]]:
+        raw = _uuid_bytes(uuid)
+        broker = self.broker
+        return PendingCall(broker, lambda b: b.wait([raw], timeout), self._first_task,
+                           timeout + broker.connect_timeout, waits_for_tasks=True)
+
+    def _cancel_call(self, uuid: Union[UUID, str], reason: str) -> PendingCall[Optional[Task[Any]]]:
+        broker = self.broker
+        raw = _uuid_bytes(uuid)
+        return PendingCall(broker, lambda b: b.cancel([raw], reason), self._first_task, broker.connect_timeout)
+
+    def _follow(self, uuid: Union[UUID, str], timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None:
+        """Start following a task's steps; ``on_item`` gets them (see ``stream``)."""
+        self.broker.watch(_uuid_bytes(uuid), timeout, on_item)
+
+    def _stream_limit(self, timeout: float) -> float:
+        return timeout + self.broker.connect_timeout + 5.0
+
+    def _stats_call(self) -> PendingCall[dict[str, Any]]:
+        broker = self.broker
+        return PendingCall(broker, lambda b: b.stats(), lambda value: value, broker.connect_timeout)
+
+    def _ping_call(self) -> PendingCall[bytes]:
+        broker = self.broker
+        return PendingCall(broker, lambda b: b.ping(), lambda boot_id: boot_id, broker.connect_timeout)
+
+    def _tasks_of(self, found: list[Optional[TaskSnapshot]]) -> list[Optional[Task[Any]]]:
+        return [None if s is None else task_from_snapshot(s, self.waiter) for s in found]
+
+    def _first_task(self, found: list[Optional[TaskSnapshot]]) -> Optional[Task[Any]]:
+        return None if found[0] is None else task_from_snapshot(found[0], self.waiter)
+
+    # ------------------------------------------------------------------ serving
+
+    def _serve(self, processes: int, *, concurrency: Optional[int] = None,
+               broker_url: Optional[str] = None, grace: Optional[float] = None,
+               log_level: Union[str, int, None] = None) -> int:
+        """Run ``processes`` worker processes (and a broker, if none listens); blocks until stopped.
+
+        Every client call the app makes while serving (in its tasks, its event handlers)
+        goes to the broker it serves."""
+        from qtasks.worker.supervisor import Supervisor
+
+        self._adopt_shared_tasks()
+        self.starter = Supervisor(
+            self,
+            processes=processes,
+            url=check_url(broker_url) if broker_url else self.broker.url,
+            concurrency=concurrency or self.config.max_tasks_process,
+            grace=self.config.shutdown_grace if grace is None else grace,
+            log_level=configured_level(log_level, self.config.logs_default_level_server),
+        )
+        set_current_app(self)
+        return self.starter.run()
+
+    @contextmanager
+    def serving(self, processes: int = 2, *, concurrency: Optional[int] = None,
+                grace: Optional[float] = None) -> Iterator[Any]:
+        """Serve this app's tasks from ``processes`` child processes while the block runs.
+
+        For local multi-core batch jobs: no daemon needed (a broker is hosted when none
+        listens at the app's URL). Leaving the block stops the workers gracefully::
+
+            with app.serving(processes=8):
+                results = app.add_tasks([work(i) for i in range(1000)], timeout=600)
+        """
+        supervisor = multiprocess.get_context("fork").Process(
+            target=_serve_in_child, args=(self, processes, concurrency, grace),
+            name="qtasks-supervisor", daemon=False)
+        supervisor.start()
+        try:
+            yield self
+        finally:
+            if supervisor.is_alive():
+                os.kill(supervisor.pid, signal.SIGTERM)
+                supervisor.join((self.config.shutdown_grace if grace is None else grace) + 10)
+            if supervisor.is_alive():
+                supervisor.kill()
+                supervisor.join()
+
+    def _stop(self) -> None:
+        if self.starter is not None:
+            self.starter.stop()
+
+    def close(self) -> None:
+        """Close this process's connection to the broker (reopened on next use)."""
+        self.broker.close()
+
+
+class _AppWaiter:
+    """The narrow part of an app a ``Task`` needs: waiting for a task to end."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: BaseQueueTasks) -> None:
+        self.app = app
+
+    def wait(self, uuid: UUID, timeout: float) -> Optional[Task[Any]]:
+        return self.app._wait_call(uuid, timeout).result()
+
+    async def wait_async(self, uuid: UUID, timeout: float) -> Optional[Task[Any]]:
+        return await self.app._wait_call(uuid, timeout).wait_async()
+
+
+def stream_item(item: tuple[Any, ...]) -> tuple[bool, Any]:
+    """(ended, step value) of an item a followed task produced; raises what ended it badly."""
+    if item[0] == "step":
+        return False, unpack_value(item[2])
+    error = item[2]
+    if error is not None:
+        raise error
+    return True, None
+
+
+def _serve_in_child(app: BaseQueueTasks, processes: int, concurrency: Optional[int],
+                    grace: Optional[float]) -> None:
+    try:
+        code = app._serve(processes, concurrency=concurrency, grace=grace)
+    except QTasksError as exc:  # e.g. NotABrokerError: the app's own calls in the parent say so too
+        logging.getLogger("qtasks.supervisor").error("cannot serve %r: %s", app.name, exc)
+        code = 2
+    sys.exit(code)
+
+
+def _uuid_bytes(value: Union[UUID, str, bytes]) -> bytes:
+    if isinstance(value, UUID):
+        return value.bytes
+    if isinstance(value, bytes) and len(value) == 16:
+        return value
+    try:
+        return UUID(str(value)).bytes
+    except ValueError:
+        raise InvalidTaskIdError(value) from None

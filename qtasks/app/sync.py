@@ -1,0 +1,81 @@
+"""``qtasks.QueueTasks``: the sync face of the app (every call blocks the calling thread)."""
+
+from __future__ import annotations
+
+import queue
+from typing import Any, Iterable, Iterator, Optional, Union
+from uuid import UUID
+
+from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
+from qtasks.events import SyncEvents
+from qtasks.exc import BrokerUnavailableError
+from qtasks.tasks.objects import SyncTask
+from qtasks.tasks.record import Task
+
+
+class QueueTasks(BaseQueueTasks):
+    """A task-queue app. Safe to share between threads.
+
+    ``add_task`` returns the stored ``Task`` (status ``new``) at once, or with
+    ``timeout`` waits for it to end and returns it, or None if it did not end in time.
+    """
+
+    _method = "sync"
+    _task_class = SyncTask
+    _events_class = SyncEvents
+
+    def add_task(self, task_name: str, *args: Any, priority: Optional[int] = None,
+                 timeout: Optional[float] = None, **kwargs: Any) -> Optional[Task[Any]]:
+        return self._add_task_call(task_name, args, kwargs, priority, timeout).result()
+
+    def add_tasks(self, calls: Iterable[TaskCall], *,
+                  timeout: Optional[float] = None) -> list[Optional[Task[Any]]]:
+        """Submit many calls in one message: ``app.add_tasks([add(1, 2), add(3, 4)], timeout=10)``."""
+        return self._add_tasks_call(calls, timeout).result()
+
+    def get(self, uuid: Union[UUID, str]) -> Optional[Task[Any]]:
+        return self._get_call(uuid).result()
+
+    def cancel(self, uuid: Union[UUID, str], reason: str = "") -> Optional[Task[Any]]:
+        """Cancel a task: a queued one at once, a running one at its next await (a plain ``def``
+        task's result is discarded). Returns its record afterwards, None if unknown."""
+        return self._cancel_call(uuid, reason).result()
+
+    def stream(self, uuid: Union[UUID, str], timeout: float = 100.0) -> Iterator[Any]:
+        """The steps of a generator task as they happen (earlier ones first), until it ends."""
+        items: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._follow(uuid, timeout, items.put)
+        limit = self._stream_limit(timeout)
+        while True:
+            try:
+                item = items.get(timeout=limit)
+            except queue.Empty:
+                raise BrokerUnavailableError(self.broker.url, limit) from None
+            ended, value = stream_item(item)
+            if ended:
+                return
+            yield value
+
+    def ping(self, server: bool = True) -> bool:
+        """Whether the broker answers (within ``config.broker_connect_timeout``)."""
+        try:
+            self._ping_call().result()
+        except BrokerUnavailableError:
+            return False
+        return True
+
+    def broker_stats(self) -> dict[str, Any]:
+        """Queue depths, connected workers, in-flight tasks and totals, as the broker reports them."""
+        return self._stats_call().result()
+
+    def run_forever(self, starter: Any = None, num_workers: int = 4, reset_config: bool = True) -> None:
+        """Serve tasks with ``num_workers`` worker processes until SIGTERM or Ctrl+C.
+
+        With no broker listening at the app's broker URL, one is hosted here for as long as this runs.
+        """
+        code = self._serve(num_workers)
+        if code:
+            raise SystemExit(code)
+
+    def stop(self) -> None:
+        self._stop()

@@ -1,0 +1,3 @@
+from qtasks.tasks.objects import AsyncTask
+
+__all__ = ["AsyncTask"]

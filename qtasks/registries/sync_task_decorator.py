@@ -1,0 +1,3 @@
+from qtasks.tasks.objects import SyncTask
+
+__all__ = ["SyncTask"]

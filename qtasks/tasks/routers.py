@@ -1,0 +1,32 @@
+"""Routers: register tasks in their own module, then ``app.include_router(router)``.
+
+``@router.task`` works bare and called. The router's task objects are bound to the app
+that includes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtasks.tasks.objects import AsyncTask, BaseTask, SyncTask
+from qtasks.tasks.registry import TaskRegistrar
+from qtasks.tasks.spec import TaskExecSchema, TaskOptions
+
+
+class BaseRouter(TaskRegistrar):
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskExecSchema] = {}
+        self.task_objects: list[BaseTask[Any, Any]] = []
+
+    def _register(self, func: Any, name: Any, options: TaskOptions) -> BaseTask[Any, Any]:
+        task = super()._register(func, name, options)
+        self.task_objects.append(task)
+        return task
+
+
+class SyncRouter(BaseRouter):
+    _task_class = SyncTask
+
+
+class AsyncRouter(BaseRouter):
+    _task_class = AsyncTask
