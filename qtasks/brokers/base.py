@@ -35,7 +35,7 @@ class BaseBroker(ABC):
 
     @abstractmethod
     def watch(self, uuid: bytes, timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None:
-        """Follow a task's steps (see :meth:`BrokerConnection.watch`)."""
+        """Follow a task's steps (see :meth:`qtasks.client.session.ClientSession.watch`)."""
 
     @abstractmethod
     def stats(self) -> Future[dict[str, Any]]:

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from qtasks.brokers.base import BaseBroker
-from qtasks.client.connection import BrokerConnection
+from qtasks.client.drivers import BlockingChannel, ThreadChannel
 from qtasks.protocol import TaskEnvelope, TaskSnapshot
 from qtasks.urls import resolve_broker_url
 
@@ -23,13 +23,13 @@ class ZmqBroker(BaseBroker):
     def __init__(self, url: str | None = None, *, connect_timeout: float = 5.0) -> None:
         self.url = resolve_broker_url(url)
         self.connect_timeout = connect_timeout
-        self._connection: BrokerConnection | None = None
+        self._connection: ThreadChannel | None = None
         self._opening = threading.Lock()
         self._own = threading.local()
         """Each thread's own blocking connection (see :meth:`blocking`)."""
 
     @property
-    def connection(self) -> BrokerConnection:
+    def connection(self) -> ThreadChannel:
         connection = self._connection
         if connection is None or connection.pid != os.getpid() or connection.closed:
             if connection is not None and connection.pid != os.getpid():
@@ -37,19 +37,19 @@ class ZmqBroker(BaseBroker):
             with self._opening:
                 connection = self._connection
                 if connection is None or connection.pid != os.getpid() or connection.closed:
-                    connection = self._connection = BrokerConnection(
+                    connection = self._connection = ThreadChannel(
                         self.url, connect_timeout=self.connect_timeout)
         return connection
 
-    def blocking(self) -> BrokerConnection:
+    def blocking(self) -> BlockingChannel:
         """This thread's own connection, which the blocked caller drives itself: no I/O-thread
         hand-off on the way out or back (about two context switches less per call)."""
-        connection: BrokerConnection | None = getattr(self._own, "connection", None)
+        connection: BlockingChannel | None = getattr(self._own, "connection", None)
         if connection is None or connection.pid != os.getpid() or connection.closed:
             if connection is not None and connection.pid == os.getpid():
                 connection.close()  # closed from another thread: its owner finishes the job
-            connection = self._own.connection = BrokerConnection(
-                self.url, connect_timeout=self.connect_timeout, threaded=False)
+            connection = self._own.connection = BlockingChannel(
+                self.url, connect_timeout=self.connect_timeout)
         return connection
 
     @property

@@ -1,19 +1,22 @@
-"""A worker process actor: one anyio event loop, one DEALER socket, K task slots.
+"""A worker actor: one anyio event loop, one DEALER socket, K task slots.
 
 ::
 
     broker ──DISPATCH──▶ receive loop ──▶ inbox (≤ K deliveries: the broker never sends more)
                                             │
-                              K slots ◀─────┘   each: executor.execute() → TaskOutcome
+                              K slots ◀─────┘   each: TaskRunner.run() → TaskOutcome
                                             │
-    broker ◀──RESULT (batched)── flush loop ◀┘
+    broker ◀──RESULT (batched)── flush ◀────┘
     broker ◀─HEARTBEAT── heartbeat loop (every interval, from the loop itself: a blocked loop
-                          stops them, and the broker then declares this process lost)
+                          stops them; ``on_tick`` tells whoever watches the loop that it runs)
 
-Stopping (SIGTERM, or the supervisor vanished): announce credit 0, hand back
-deliveries not yet started (RETURN, no attempt counted), let running tasks finish
-within the grace period, then BYE. SIGQUIT (the supervisor's second stop request)
-or the end of the grace period hands back what still runs and exits with code 1.
+Stopping (:meth:`request_stop`): announce credit 0, hand back deliveries not yet started
+(RETURN, no attempt counted), let running tasks finish within the grace period, then BYE.
+``now=True`` or the end of the grace period hands back what still runs (exit code 1).
+
+The actor knows nothing of processes: ``qtasks.worker.process`` runs it as a worker
+process (signals, the parent watch, the thread pool, the exit), and tests run it in a
+thread over ``inproc://`` next to the broker.
 """
 
 from __future__ import annotations
@@ -21,21 +24,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
-import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from uuid import UUID
 
 import anyio
-import multiprocess
 import zmq
 import zmq.asyncio
 from anyio.abc import TaskGroup
 
+from qtasks.enums import TaskStatusEnum as Status
 from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError
 from qtasks.plugins.base import maybe_await
 from qtasks.plugins.triggers import all_plugins
@@ -59,9 +59,7 @@ from qtasks.protocol import (
 )
 from qtasks.worker.component import ServedApp
 from qtasks.worker.lending import SlotLender
-from qtasks.worker.running import TaskRunner
-from qtasks.worker.signals import unblock_stop_signals
-from qtasks.worker.supervisor import LIVENESS_RECORD
+from qtasks.worker.running import RunningTask, TaskRunner
 
 log = logging.getLogger("qtasks.worker")
 _HEARTBEAT = Heartbeat()
@@ -70,6 +68,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 1.0
 DEFAULT_HEARTBEAT_LIVENESS = 3
 LINGER_MS = 2000
 """How long a stopping worker keeps trying to deliver its last RESULT/RETURN/BYE."""
+
+Tick = Callable[[float], None]
+"""Called at every heartbeat with the seconds of silence after which the loop counts as blocked."""
 
 
 class WorkerActor:
@@ -83,8 +84,8 @@ class WorkerActor:
         replaces: Optional[int] = None,
         cause: Optional[str] = None,
         index: int = 0,
-        liveness_fd: Optional[int] = None,
-        parent_pid: Optional[int] = None,
+        context: Optional[zmq.asyncio.Context] = None,
+        on_tick: Optional[Tick] = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -95,9 +96,11 @@ class WorkerActor:
         self.index = index
         """This process's slot number under its supervisor (the ``number`` of worker events)."""
         self.pid = os.getpid()
-        self.liveness_fd = liveness_fd
-        """Where the event loop ticks for the supervisor, which kills this process if the ticks stop."""
-        self.parent_pid = parent_pid
+        self.context = context
+        """Sockets come from this context (the broker's, for ``inproc://``); None: the actor's own."""
+        self.on_tick = on_tick
+        self.recycle = False
+        """Set when a task's thread never came back: the process must end without joining it."""
         self.host = socket.gethostname()
         self.identity = f"{self.host}/{self.pid}/{os.urandom(3).hex()}".encode()
         self._replaces = replaces
@@ -121,10 +124,10 @@ class WorkerActor:
         item here, and this loop always runs on anyio's asyncio backend."""
         self._outbox: list[TaskOutcome] = []
         self._steps: list[tuple[bytes, int, int, bytes]] = []
-        self._cancellable: dict[bytes, asyncio.Task[Any]] = {}
-        """The slot running each task's function, for cancellation from outside."""
-        self._cancel_reasons: dict[bytes, str] = {}
-        self._recycle = False
+        self._handles: dict[bytes, RunningTask] = {}
+        """The deliveries being run, for cancellation from outside."""
+        self._stop_wanted: Optional[bool] = None
+        """A stop asked for before the loop ran (the value: ``now``)."""
         self._tg: Optional[TaskGroup] = None
         self._lender: Optional[SlotLender] = None
         self._lent = 0
@@ -138,12 +141,12 @@ class WorkerActor:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def run(self) -> int:
-        """Serve until stopped; returns the process exit code."""
-        return anyio.run(self._main, backend="asyncio")
-
-    async def _main(self) -> int:
-        context = zmq.asyncio.Context()
+    async def serve(self) -> int:
+        """Serve until stopped; returns the exit code (0: every task finished or was handed back
+        unstarted). Runs on the event loop of the calling thread."""
+        own_context = self.context is None
+        context = zmq.asyncio.Context() if own_context else self.context
+        assert context is not None
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.identity)
         sock.setsockopt(zmq.LINGER, LINGER_MS)
@@ -154,19 +157,15 @@ class WorkerActor:
         sock.connect(self.url)
         self._socket = sock
         self._loop = asyncio.get_running_loop()
-        # Threads for plain-def tasks. (anyio's worker threads are not daemon threads and
-        # were seen keeping a stopped worker process alive.)
-        threads = ThreadPoolExecutor(max(32, 4 * self.concurrency), thread_name_prefix="qtasks-task")
-        self._loop.set_default_executor(threads)  # threads start on demand; slots bound their use
         self._lender = SlotLender(self._loop, self._lend_slot, self._reclaim_slot)
         self._stop_requested = anyio.Event()
-        self._handle_stop_signals()
+        if self._stop_wanted is not None:
+            self.request_stop(self._stop_wanted)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 tg.start_soon(self._receive_loop)
                 tg.start_soon(self._heartbeat_loop)
-                tg.start_soon(self._watch_parent)
                 for _ in range(self.concurrency):
                     tg.start_soon(self._slot)
                 self._send_ready()
@@ -182,24 +181,31 @@ class WorkerActor:
                 tg.cancel_scope.cancel()
         finally:
             sock.close()
-            context.term()
+            if own_context:
+                context.term()
         log.info("worker process %d stopped (exit code %d)%s", self.pid, self._exit_code,
-                 " to be replaced" if self._recycle else "")
-        if self._exit_code or self._recycle:
-            # Task threads may still run functions nobody waits for any more: don't join them.
-            logging.shutdown()
-            os._exit(self._exit_code)
-        threads.shutdown(wait=True)
+                 " to be replaced" if self.recycle else "")
         return self._exit_code
 
     def request_stop(self, now: bool = False) -> None:
-        """Begin a graceful stop (idempotent); ``now`` cuts the grace period short."""
-        assert self._stop_requested is not None
+        """Begin a graceful stop (idempotent); ``now`` cuts the grace period short. Call it on the
+        actor's loop (``request_stop_threadsafe`` from elsewhere)."""
+        if self._stop_requested is None:  # the loop has not started: remember it
+            self._stop_wanted = bool(self._stop_wanted) or now
+            return
         if now:
             self._exit_code = 1
             if self._grace_scope is not None:
                 self._grace_scope.cancel()
         self._stop_requested.set()
+
+    def request_stop_threadsafe(self, now: bool = False) -> None:
+        """:meth:`request_stop` from another thread or a signal handler."""
+        loop = self._loop
+        if loop is None:
+            self.request_stop(now)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self.request_stop, now)
 
     async def _drain(self) -> None:
         self._draining = True
@@ -332,13 +338,12 @@ class WorkerActor:
     def _on_cancel(self, message: Cancel) -> None:
         """Stop tasks the broker cancelled: a running one at its next await, a waiting one now."""
         for uuid in message.uuids:
-            task = self._cancellable.get(uuid)
-            if task is not None:
-                self._cancel_reasons[uuid] = message.reason
-                task.cancel()  # raised at the task's next await; its runner turns it into "cancel"
+            handle = self._handles.get(uuid)
+            if handle is not None:
+                handle.cancel(message.reason)  # its runner turns that into "cancel"
             elif uuid in self._running:  # not started: it never will be
                 attempt = self._running.pop(uuid)
-                self._finish(TaskOutcome(uuid, attempt, "cancel", None, None, time.time(),
+                self._finish(TaskOutcome(uuid, attempt, Status.CANCEL, None, None, time.time(),
                                          {"cancel_reason": message.reason}))
 
     def _lend_slot(self) -> None:
@@ -370,7 +375,7 @@ class WorkerActor:
             if not done.is_set():
                 log.error("task %s %s: its thread is still running %g s after the task ended; "
                           "recycling worker process %d", name, uuid, grace, self.pid)
-                self._recycle = True
+                self.recycle = True
                 self.request_stop()
 
         assert self._tg is not None
@@ -386,20 +391,11 @@ class WorkerActor:
         self._registered = False
         self._send_ready()
 
-    def _tick_liveness(self) -> None:
-        """Tell the supervisor the loop runs, and how long a silence would mean it is blocked: a
-        little less than the broker's bound, so a blocked process is gone before its tasks move."""
-        if self.liveness_fd is None:
-            return
-        bound = self._interval * self._liveness - self._interval / 2
-        try:
-            os.write(self.liveness_fd, LIVENESS_RECORD.pack(bound))
-        except OSError:  # a full pipe (the supervisor is busy) or a gone supervisor: nothing to tell
-            pass
-
     async def _heartbeat_loop(self) -> None:
         while True:
-            self._tick_liveness()
+            if self.on_tick is not None:
+                # a little less than the broker's bound: a blocked process is gone before its tasks move
+                self.on_tick(self._interval * self._liveness - self._interval / 2)
             with anyio.CancelScope() as self._heartbeat_wait:  # a new interval cancels the wait
                 await anyio.sleep(self._interval)  # the heartbeat period itself, not a wait for work
             silent = time.monotonic() - self._last_heard
@@ -431,41 +427,6 @@ class WorkerActor:
             for batch in batches_within(outbox, self._max_message_size):
                 self._send(Result(batch))
 
-    def _handle_stop_signals(self) -> None:
-        """SIGTERM: stop gracefully; SIGQUIT: stop now.
-
-        Plain handlers rather than the loop's: asyncio puts the default action back when
-        its handlers are removed at shutdown, and a SIGTERM arriving then (say, from a
-        kill of the whole process group next to the supervisor's own) would kill the
-        process halfway through handing its work back.
-        """
-        loop = self._loop
-        assert loop is not None
-
-        def on_signal(signum: int, frame: Any) -> None:
-            if not loop.is_closed():
-                if signum == signal.SIGTERM and self.parent_pid is not None and os.getppid() != self.parent_pid:
-                    log.warning("worker process %d: its supervisor is gone; stopping", self.pid)
-                loop.call_soon_threadsafe(self.request_stop, signum == signal.SIGQUIT)
-
-        for signum in (signal.SIGTERM, signal.SIGQUIT):
-            signal.signal(signum, on_signal)
-        unblock_stop_signals()  # a stop signal that came during start-up is delivered now
-
-    async def _watch_parent(self) -> None:
-        """Stop when the supervisor dies. On Linux the kernel sends SIGTERM then
-        (``PR_SET_PDEATHSIG``); a death before that was armed shows in the parent pid."""
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
-            log.warning("worker process %d: its supervisor is gone; stopping", self.pid)
-            self.request_stop()
-            return
-        parent = multiprocess.parent_process()
-        if sys.platform.startswith("linux") or parent is None or parent.sentinel is None:
-            return
-        await anyio.wait_readable(parent.sentinel)
-        log.warning("worker process %d: its supervisor is gone; stopping", self.pid)
-        self.request_stop()
-
     # ------------------------------------------------------------------ running tasks
 
     async def _slot(self) -> None:
@@ -481,7 +442,11 @@ class WorkerActor:
             uuid = delivery.envelope.uuid
             if uuid not in running:  # handed back or cancelled while it waited in the inbox
                 continue
-            outcome = await runner.run(delivery, self._cancellable, lambda: self._cancel_reasons.pop(uuid, None))
+            handle = self._handles[uuid] = RunningTask()
+            try:
+                outcome = await runner.run(delivery, handle)
+            finally:
+                del self._handles[uuid]
             if running.pop(uuid, None) is not None:
                 self._finish(outcome)
             if not running:
@@ -515,7 +480,7 @@ def batches_within(outcomes: list[TaskOutcome], limit: int) -> list[list[TaskOut
             error = MessageTooLargeError(f"the outcome of task {UUID(bytes=outcome.uuid)} ({outcome.status})",
                                          size, limit)
             log.error("%s", error)
-            outcome = TaskOutcome(outcome.uuid, outcome.attempt, "error", None,
+            outcome = TaskOutcome(outcome.uuid, outcome.attempt, Status.ERROR, None,
                                   f"{type(error).__name__}: {error}", outcome.finished_at, {})
             size = _outcome_size(outcome)
         if used + size > room and batches[-1]:

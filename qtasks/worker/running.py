@@ -14,7 +14,6 @@ happened into the outcome the worker reports::
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import logging
 import threading
@@ -22,6 +21,8 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 from uuid import UUID
+
+import anyio
 
 from qtasks.client.lending import current_lender
 from qtasks.enums import TaskStatusEnum as Status
@@ -58,6 +59,21 @@ StepSink = Callable[[Delivery, int, bytes], None]
 ThreadWatch = Callable[[str, UUID, threading.Event], None]
 
 
+class RunningTask:
+    """A delivery being run, as the worker sees it: stopping it from outside is cancelling its scope."""
+
+    __slots__ = ("scope", "reason")
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.reason: Optional[str] = None
+
+    def cancel(self, reason: str) -> None:
+        """Stop the task at its next await (a plain ``def`` task's thread runs on; its result is dropped)."""
+        self.reason = reason
+        self.scope.cancel()
+
+
 class TaskRunner:
     def __init__(self, served: ServedApp, *, report_step: StepSink, watch_thread: ThreadWatch,
                  lender: Optional[SlotLender] = None,
@@ -72,10 +88,8 @@ class TaskRunner:
         self._events = {e for e in TASK_EVENTS if events is not None and events.has_handlers(e)}
         """Task events with handlers (registered when the app module was imported)."""
 
-    async def run(self, delivery: Delivery, cancels: dict[bytes, asyncio.Task[Any]],
-                  cancel_reason: Callable[[], Optional[str]]) -> TaskOutcome:
-        """Run ``delivery``. While its function runs, ``cancels[uuid]`` is this asyncio task:
-        the worker cancels it to stop the task from outside (``cancel_reason`` then says why)."""
+    async def run(self, delivery: Delivery, handle: RunningTask) -> TaskOutcome:
+        """Run ``delivery``; ``handle.cancel(reason)`` stops it from outside (the broker's CANCEL)."""
         envelope = delivery.envelope
         name = envelope.task_name
         uuid = UUID(bytes=envelope.uuid)
@@ -98,24 +112,16 @@ class TaskRunner:
                 await self._fire("task_running", schema, task_broker)
             log.debug("task %s %s started (attempt %d)", name, uuid, delivery.attempt)
             lending = current_lender.set(self.lender)
-            this = asyncio.current_task()
-            assert this is not None
-            cancels[envelope.uuid] = this
             try:
-                result = await executor.execute()
-            except asyncio.CancelledError:
-                reason = cancel_reason()
-                if reason is None:  # not ours: the worker itself is being shut down
-                    raise
-                if hasattr(this, "uncancel"):  # Python 3.11+ counts cancel requests
-                    this.uncancel()
-                outcome = self._cancelled(delivery, reason or f"{name}.cancel")
+                with handle.scope:
+                    result = await executor.execute()
+            finally:
+                current_lender.reset(lending)
+            if handle.scope.cancelled_caught:
+                outcome = self._cancelled(delivery, handle.reason or f"{name}.cancel")
             else:
                 outcome = TaskOutcome(envelope.uuid, delivery.attempt, Status.SUCCESS,
                                       self._pack(schema, result), None, time.time(), {})
-            finally:
-                del cancels[envelope.uuid]
-                current_lender.reset(lending)
         except TaskCancelError as exc:
             outcome = self._cancelled(delivery, str(exc) or f"{name}.cancel")
         except Exception as exc:

@@ -23,7 +23,6 @@ import errno
 import logging
 import os
 import signal
-import struct
 import sys
 import threading
 import time
@@ -35,6 +34,7 @@ from multiprocess.connection import wait as wait_for
 from qtasks.exc import NotABrokerError
 from qtasks.logs import configure_process_logging
 from qtasks.urls import NOTHING, STRANGER, probe
+from qtasks.worker.process import LIVENESS_RECORD
 from qtasks.worker.signals import start_with_stop_signals_blocked, stop_when_parent_dies, unblock_stop_signals
 
 log = logging.getLogger("qtasks.supervisor")
@@ -60,11 +60,6 @@ def describe_exit(exitcode: Optional[int]) -> str:
             name = "unknown signal"
         return f"signal {-exitcode}, {name}"
     return f"exit code {exitcode}"
-
-
-LIVENESS_RECORD = struct.Struct("d")
-"""What a worker's event loop writes to its liveness pipe at every tick: the seconds of
-silence after which its supervisor may consider the loop blocked."""
 
 
 class _Slot:
@@ -197,10 +192,10 @@ class Supervisor:
     def _start_worker(self, slot: _Slot, replaces: Optional[int] = None, cause: Optional[str] = None) -> None:
         liveness_r, liveness_w = os.pipe()
         options = dict(url=self.url, concurrency=self.concurrency, grace=self.grace,
-                       replaces=replaces, cause=cause, index=slot.index, liveness_fd=liveness_w,
-                       parent_pid=os.getpid())
+                       replaces=replaces, cause=cause, index=slot.index)
         inherited = (*self._wake_fds(), liveness_r)
-        process = self._context.Process(target=_worker_main, args=(self.app, options, inherited),
+        process = self._context.Process(target=_worker_main,
+                                        args=(self.app, options, liveness_w, os.getpid(), inherited),
                                         name=f"qtasks-worker-{slot.index}", daemon=False)
         start_with_stop_signals_blocked(process)
         os.close(liveness_w)
@@ -368,14 +363,15 @@ def _child_setup(inherited_fds: tuple[int, ...]) -> None:
             pass
 
 
-def _worker_main(app: Any, options: dict[str, Any], inherited_fds: tuple[int, ...]) -> None:
+def _worker_main(app: Any, options: dict[str, Any], liveness_fd: int, parent_pid: int,
+                 inherited_fds: tuple[int, ...]) -> None:
     os.setpgid(0, 0)  # a group of its own: what its tasks fork is killed with it
     _child_setup(inherited_fds)
-    from qtasks.worker.actor import WorkerActor
     from qtasks.worker.output import write_whole_lines
+    from qtasks.worker.process import run_worker_process
 
     write_whole_lines()
-    sys.exit(WorkerActor(app.worker.serve(app), **options).run())
+    sys.exit(run_worker_process(app.worker.serve(app), options, liveness_fd=liveness_fd, parent_pid=parent_pid))
 
 
 def _broker_main(url: str, report: Any, inherited_fds: tuple[int, ...]) -> None:

@@ -1,0 +1,287 @@
+"""Who runs a client session's socket: an I/O thread, or the blocked caller's own thread.
+
+ZeroMQ sockets must not be shared between threads, and an app object is shared by
+web-server threads and asyncio tasks alike. Each :class:`Channel` owns one DEALER socket
+and one :class:`~qtasks.client.session.ClientSession`, and only one thread ever touches
+them:
+
+- :class:`ThreadChannel` (async callers, streams): an I/O thread runs the socket; a
+  caller's request is a closure appended to a deque, with a byte on a wake pipe. It
+  answers through ``concurrent.futures.Future`` objects (the async face wraps them)::
+
+      callers ──closure──▶ deque ─▶ I/O thread: session + DEALER ──▶ broker
+         ▲                                  │
+         └──── Future.set_result ◀──────────┘  REPLY / NOTIFY / PROGRESS
+
+- :class:`BlockingChannel` (blocking callers, one per thread): the thread that waits
+  runs the socket itself until its future is done (:meth:`BlockingChannel.drive`),
+  saving two thread hand-offs per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Any, Callable, Optional
+
+import zmq
+
+from qtasks.client.session import ClientSession, Snapshots, StreamItem
+from qtasks.exc import BrokerUnavailableError
+from qtasks.protocol import TaskEnvelope
+from qtasks.transport import send_frames
+
+log = logging.getLogger("qtasks.client")
+
+HIGH_WATER_MARK = 100_000
+Request = Callable[[ClientSession, Future[Any]], Any]
+
+
+class SocketLoop:
+    """One DEALER socket feeding one session; :meth:`turn` is one round of the loop."""
+
+    def __init__(self, session: ClientSession, context: zmq.Context[Any]) -> None:
+        self.session = session
+        self.context = context
+        self.poller = zmq.Poller()
+        self.socket: Optional[zmq.Socket[Any]] = None
+        self._open()
+
+    def _open(self) -> None:
+        if self.socket is not None:
+            self.poller.unregister(self.socket)
+            self.socket.close(linger=0)
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
+        sock.setsockopt(zmq.IDENTITY, b"c-" + os.urandom(6).hex().encode())
+        sock.connect(self.session.url)
+        self.poller.register(sock, zmq.POLLIN)
+        self.socket = sock
+        self.session.socket_replaced()
+
+    def turn(self, max_wait: Optional[float]) -> set[Any]:
+        """Wait for the socket, a watched descriptor or the next timer (at most ``max_wait``), then act;
+        returns the watched descriptors that are ready."""
+        timeout = self.session.timeout()
+        if max_wait is not None:
+            timeout = max_wait if timeout is None else min(timeout, max_wait)
+        events = dict(self.poller.poll(None if timeout is None else math.ceil(timeout * 1000)))
+        if self.socket in events:
+            self.receive()
+        self.session.run_due()
+        self.flush()
+        return set(events)
+
+    def receive(self) -> None:
+        sock = self.socket
+        assert sock is not None
+        session = self.session
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            session.receive(frames)
+
+    def flush(self) -> None:
+        """Send what the session queued; replace the socket when the session gave up on it."""
+        session = self.session
+        if session.needs_new_socket:
+            self._open()
+        sock = self.socket
+        assert sock is not None
+        for req_id, frames in session.take_outgoing():
+            try:
+                send_frames(sock, frames)
+            except zmq.ZMQError as exc:
+                session.send_failed(req_id, BrokerUnavailableError(session.url, 0.0)
+                                    if exc.errno == zmq.EAGAIN else exc)
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+
+
+class Channel:
+    """The requests of a session, whichever thread runs it (see :meth:`_run`)."""
+
+    session: ClientSession
+    pid: int
+
+    def submit(self, envelopes: list[TaskEnvelope], wait: Optional[float] = None) -> Future[Any]:
+        return self._run(lambda s, f: s.submit(envelopes, wait, f))
+
+    def wait(self, uuids: list[bytes], timeout: float) -> Future[Snapshots]:
+        return self._run(lambda s, f: s.wait(uuids, timeout, f))
+
+    def watch(self, uuid: bytes, timeout: float, on_item: Callable[[StreamItem], None]) -> None:
+        self._run(lambda s, f: s.watch(uuid, timeout, on_item))
+
+    def get(self, uuids: list[bytes]) -> Future[Snapshots]:
+        return self._run(lambda s, f: s.get(uuids, f))
+
+    def cancel(self, uuids: list[bytes], reason: str) -> Future[Snapshots]:
+        return self._run(lambda s, f: s.cancel(uuids, reason, f))
+
+    def stats(self) -> Future[dict[str, Any]]:
+        return self._run(lambda s, f: s.stats(f))
+
+    def ping(self) -> Future[bytes]:
+        return self._run(lambda s, f: s.ping(f))
+
+    def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
+        return self._run(lambda s, f: s.state(namespace, op, args, f))
+
+    @property
+    def max_message_size(self) -> Optional[int]:
+        """The broker's message limit, once it answered (one attribute: safe to read from any thread)."""
+        return self.session.max_message_size
+
+    def _run(self, request: Request) -> Future[Any]:
+        raise NotImplementedError
+
+
+class ThreadChannel(Channel):
+    """An I/O thread owns the socket; any thread or event loop may call in."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0) -> None:
+        self.session = ClientSession(url, connect_timeout=connect_timeout, ping_interval=ping_interval)
+        self.pid = os.getpid()
+        self._calls: deque[Callable[[], None]] = deque()
+        self._closing = False
+        self._closed = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._serve, name="qtasks-client-io", daemon=True)
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop using the socket; whatever still waits fails. Idempotent."""
+        if self._closed.is_set() or os.getpid() != self.pid:
+            return
+        self._closing = True
+        self._wake()
+        self._closed.wait(timeout)
+
+    def _run(self, request: Request) -> Future[Any]:
+        if self._closing:
+            raise RuntimeError("this broker connection is closed")
+        future: Future[Any] = Future()
+        self._calls.append(lambda: request(self.session, future))
+        self._wake()
+        return future
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:  # the pipe is full of wake-ups already
+            pass
+
+    def _serve(self) -> None:
+        context: zmq.Context[Any] = zmq.Context()
+        loop: Optional[SocketLoop] = None
+        try:
+            loop = SocketLoop(self.session, context)
+            loop.poller.register(self._wake_r, zmq.POLLIN)
+            while not self._closing:
+                if self._wake_r in loop.turn(None):
+                    os.read(self._wake_r, 65536)
+                self._run_calls(loop)
+        except Exception:
+            log.exception("the client I/O thread for %s failed", self.session.url)
+        finally:
+            closed = RuntimeError("the broker connection was closed")
+            self.session.close(closed)
+            while self._calls:  # closures queued after the loop ended: run them so they fail cleanly
+                _guarded(self._calls.popleft())
+                self.session.close(closed)
+            if loop is not None:
+                loop.close()
+            context.term()
+            self._closed.set()
+
+    def _run_calls(self, loop: SocketLoop) -> None:
+        calls = self._calls
+        if calls:
+            while calls:
+                _guarded(calls.popleft())
+            loop.flush()
+
+    def __del__(self) -> None:
+        if os.getpid() != self.pid:
+            return
+        # The wake pipe outlives the thread so a late caller never writes to a recycled fd.
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class BlockingChannel(Channel):
+    """Belongs to the thread that made it, which runs the socket itself while it waits."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0) -> None:
+        self.session = ClientSession(url, connect_timeout=connect_timeout, ping_interval=ping_interval)
+        self.pid = os.getpid()
+        self._owner = threading.get_ident()
+        self._loop: Optional[SocketLoop] = SocketLoop(self.session, zmq.Context.instance())
+
+    @property
+    def closed(self) -> bool:
+        return self._loop is None
+
+    def drive(self, future: Future[Any], timeout: float) -> bool:
+        """Run the socket on this thread until ``future`` is done (False: timed out)."""
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("a blocking broker connection is used only by the thread that made it")
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._loop is None:
+                return future.done()
+            self._loop.turn(remaining)
+        return True
+
+    def close(self) -> None:
+        """Close the socket (from its own thread; others close it when they are collected)."""
+        loop = self._loop
+        if loop is None or os.getpid() != self.pid or threading.get_ident() != self._owner:
+            return
+        self._loop = None
+        self.session.close(RuntimeError("the broker connection was closed"))
+        loop.close()
+
+    def _run(self, request: Request) -> Future[Any]:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("this broker connection is closed")
+        future: Future[Any] = Future()
+        request(self.session, future)
+        loop.flush()
+        return future
+
+    def __del__(self) -> None:
+        loop = self._loop
+        if loop is not None and os.getpid() == self.pid:  # its thread is gone (thread-locals die with it)
+            loop.close()
+
+
+def _guarded(call: Callable[[], None]) -> None:
+    """Run a caller's closure on the I/O thread; a bug in one must not stop the thread."""
+    try:
+        call()
+    except Exception:
+        log.exception("a request failed inside the client I/O thread")

@@ -1,0 +1,486 @@
+"""The client side of the protocol, without a socket (sans-IO, like the broker's core).
+
+A :class:`ClientSession` turns API requests into messages and the broker's answers into
+resolved ``concurrent.futures.Future`` objects. Its driver (an I/O thread, or a blocking
+caller's own thread; see ``qtasks.client.drivers``) feeds it what arrives
+(:meth:`receive`), the passing of time (:meth:`run_due`), and sends what it queued
+(:meth:`take_outgoing`). Only the driver's thread touches it, so nothing is locked::
+
+    requests ──▶ outbox ──▶ (driver sends) ──▶ broker
+    pending  {req_id: request}         resolved by REPLY / ERROR, failed on timeout
+    waits    {uuid: [BatchWait]}       resolved by NOTIFY (results are pushed), or their deadline
+    streams  {uuid: [Stream]}          fed by PROGRESS (generator steps)
+    timers   request deadlines, wait deadlines, pings while waiting, the listener probe
+
+Every wait is bounded: a request the broker does not answer within ``connect_timeout``
+fails with :class:`~qtasks.exc.BrokerUnavailableError` and the driver replaces the
+socket (``needs_new_socket``), so nothing queued for a broker that may appear later is
+sent behind the caller's back; a result wait ends at its deadline with None for the
+tasks that did not finish; while results are awaited the session pings the broker, so a
+broker that died or restarted is noticed instead of waited on. A first request left
+unanswered for ``PROBE_AFTER`` seconds gets the listener at the URL checked: something
+that is not a ZeroMQ peer fails every request at once (``NotABrokerError``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuid_module
+from concurrent.futures import Future
+from typing import Any, Callable, Optional
+
+from qtasks.deadlines import Timer, TimerHeap
+from qtasks.enums import FINAL_STATUSES
+from qtasks.exc import (
+    BrokerUnavailableError,
+    DecodeError,
+    MessageTooLargeError,
+    NotABrokerError,
+    TaskLostError,
+    reply_error,
+)
+from qtasks.protocol import (
+    BrokerHello,
+    Cancel,
+    Error,
+    Frames,
+    Get,
+    Message,
+    Notify,
+    Ping,
+    Progress,
+    Reply,
+    StateOp,
+    Stats,
+    Submit,
+    TaskEnvelope,
+    TaskSnapshot,
+    Wait,
+    Watch,
+    decode,
+    encode,
+)
+from qtasks.urls import STRANGER
+from qtasks.urls import probe as probe_url
+
+log = logging.getLogger("qtasks.client")
+
+UNPROBED_SIZE = 64 * 1024
+"""Messages up to this size go out before the broker's limit is known; a larger one waits for a PING."""
+PROBE_AFTER = 0.3
+"""Seconds a first request may go unanswered before the listener at the URL is checked."""
+
+StreamItem = tuple[Any, ...]
+"""("step", index, msgpack value) for each step, then ("end", final snapshot or None, error or None)."""
+Snapshots = list[Optional[TaskSnapshot]]
+
+
+class _Request:
+    __slots__ = ("on_reply", "on_fail", "timer")
+
+    def __init__(self, on_reply: Callable[[Reply], None], on_fail: Callable[[BaseException], None],
+                 timer: Timer) -> None:
+        self.on_reply = on_reply
+        self.on_fail = on_fail
+        self.timer = timer
+
+
+class BatchWait:
+    """Waiting for the final snapshots of ``uuids``; resolves ``future`` once, in uuid order."""
+
+    __slots__ = ("uuids", "missing", "found", "future", "deadline", "timer", "acked")
+
+    def __init__(self, uuids: list[bytes], deadline: float, future: Optional[Future[Snapshots]] = None) -> None:
+        self.uuids = uuids
+        self.missing = set(uuids)
+        self.found: dict[bytes, TaskSnapshot] = {}
+        self.future: Future[Snapshots] = future if future is not None else Future()
+        self.deadline = deadline
+        self.timer: Optional[Timer] = None
+        self.acked = False
+        """The broker confirmed it has the request (before that, a deadline cannot end the wait)."""
+
+    def resolve(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            found = self.found
+            self.future.set_result([found.get(u) for u in self.uuids])
+
+    def fail(self, error: BaseException) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class _Stream:
+    """One follower of a task's steps: each step index is delivered once, in order of arrival."""
+
+    __slots__ = ("on_item", "next_index")
+
+    def __init__(self, on_item: Callable[[StreamItem], None]) -> None:
+        self.on_item = on_item
+        self.next_index = 0
+
+    def deliver(self, index: int, value: bytes) -> None:
+        if index >= self.next_index:
+            self.next_index = index + 1
+            _guarded(lambda: self.on_item(("step", index, value)))
+
+
+class ClientSession:
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0,
+                 timers: Optional[TimerHeap] = None,
+                 probe: Callable[[str], tuple[str, str]] = probe_url) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.timers = timers if timers is not None else TimerHeap()
+        self.probe = probe
+        self.outbox: list[tuple[Optional[int], Frames]] = []
+        """Messages for the driver to send, in order, with the request each belongs to."""
+        self.needs_new_socket = False
+        """Set when the session gave up on the broker: the driver replaces the socket."""
+        self.max_message_size: Optional[int] = None
+        """The broker's message limit, once it told us (every PING, SUBMIT and WAIT reply does)."""
+        self._next_id = 0
+        self._pending: dict[int, _Request] = {}
+        self._waits: dict[bytes, list[BatchWait]] = {}
+        self._streams: dict[bytes, list[_Stream]] = {}
+        self._boot_id: Optional[bytes] = None
+        self._heard = False
+        """Something answered on this socket (a broker, then: no need to probe the listener)."""
+        self._probe_timer: Optional[Timer] = None
+        self._pinging = False
+
+    # ------------------------------------------------------------------ requests
+
+    def submit(self, envelopes: list[TaskEnvelope], wait: Optional[float] = None,
+               future: Optional[Future[Any]] = None) -> Future[Any]:
+        """Send ``envelopes``. Resolves to the accepted count, or with ``wait`` to their final snapshots."""
+        if wait is None:
+            return self._simple(lambda req_id: Submit(req_id, None, envelopes),
+                                lambda reply: self._note_hello(*reply.as_submit_ack()), future)
+        batch = BatchWait([e.uuid for e in envelopes], self.timers.clock() + wait, future)
+
+        def on_reply(reply: Reply) -> None:
+            self._note_hello(*reply.as_submit_ack())
+            self._acked(batch)
+
+        self._register_wait(batch)
+        self._request(lambda req_id: Submit(req_id, wait, envelopes), on_reply,
+                      lambda error: self._drop_wait(batch, error))
+        return batch.future
+
+    def wait(self, uuids: list[bytes], timeout: float,
+             future: Optional[Future[Snapshots]] = None) -> Future[Snapshots]:
+        """Resolves to the final snapshots of ``uuids`` (None for those unfinished after ``timeout``)."""
+        batch = BatchWait(uuids, self.timers.clock() + timeout, future)
+        self._register_wait(batch)
+        self._send_wait(batch, after_restart=False)
+        return batch.future
+
+    def watch(self, uuid: bytes, timeout: float, on_item: Callable[[StreamItem], None]) -> None:
+        """Follow a task's steps: ``on_item`` gets each step, then once the end (the final snapshot;
+        None when unknown or not finished within ``timeout``)."""
+        stream = _Stream(on_item)
+        batch = BatchWait([uuid], self.timers.clock() + timeout)
+
+        def ended(done: Future[Snapshots]) -> None:
+            streams = self._streams.get(uuid, [])
+            if stream in streams:
+                streams.remove(stream)
+                if not streams:
+                    del self._streams[uuid]
+            error = done.exception()
+            _guarded(lambda: on_item(("end", None if error else done.result()[0], error)))
+
+        def on_reply(reply: Reply) -> None:
+            snapshot = reply.as_watch()
+            if snapshot is None:  # unknown task: the stream ends at once
+                self._drop_wait(batch, None)
+                return
+            for index, value in enumerate(snapshot.steps):
+                stream.deliver(index, value)
+            if snapshot.status in FINAL_STATUSES:
+                batch.found[uuid] = snapshot
+                self._drop_wait(batch, None)
+            else:
+                self._acked(batch)
+
+        batch.future.add_done_callback(ended)
+        self._register_wait(batch)
+        self._streams.setdefault(uuid, []).append(stream)
+        self._request(lambda req_id: Watch(req_id, uuid, timeout), on_reply,
+                      lambda error: self._drop_wait(batch, error))
+
+    def cancel(self, uuids: list[bytes], reason: str, future: Optional[Future[Any]] = None) -> Future[Any]:
+        """Resolves to the tasks' records after the cancel (None for unknown uuids)."""
+        return self._simple(lambda req_id: Cancel(req_id, uuids, reason), Reply.as_snapshots, future)
+
+    def get(self, uuids: list[bytes], future: Optional[Future[Any]] = None) -> Future[Any]:
+        return self._simple(lambda req_id: Get(req_id, uuids), Reply.as_snapshots, future)
+
+    def stats(self, future: Optional[Future[Any]] = None) -> Future[Any]:
+        return self._simple(lambda req_id: Stats(req_id), lambda reply: reply.value, future)
+
+    def ping(self, future: Optional[Future[Any]] = None) -> Future[Any]:
+        """Resolves to the broker's boot id."""
+        return self._simple(lambda req_id: Ping(req_id), self._on_pong, future)
+
+    def state(self, namespace: tuple[str, str, str], op: str, args: bytes,
+              future: Optional[Future[Any]] = None) -> Future[Any]:
+        """Resolves to the packed result of a state operation."""
+        return self._simple(lambda req_id: StateOp(req_id, namespace, op, args), Reply.as_packed, future)
+
+    # ------------------------------------------------------------------ the driver's side
+
+    def receive(self, frames: list[bytes]) -> None:
+        """One message from the broker."""
+        self._heard = True
+        try:
+            message = decode(frames)
+        except DecodeError as exc:
+            log.warning("ignored a malformed message from the broker at %s: %s", self.url, exc)
+            return
+        if isinstance(message, Notify):
+            self._on_notify(message)
+        elif isinstance(message, Progress):
+            for uuid, index, value in message.steps:
+                for stream in self._streams.get(uuid, ()):
+                    stream.deliver(index, value)
+        elif isinstance(message, Reply):
+            request = self._pending.pop(message.req_id, None)
+            if request is not None:
+                request.timer.cancel()
+                try:
+                    request.on_reply(message)
+                except Exception as exc:  # a reply of the wrong shape fails its request only
+                    request.on_fail(DecodeError(f"malformed reply from the broker: {exc}", message.value, exc))
+        elif isinstance(message, Error):
+            self._on_error(message)
+
+    def take_outgoing(self) -> list[tuple[Optional[int], Frames]]:
+        outgoing, self.outbox = self.outbox, []
+        return outgoing
+
+    def send_failed(self, req_id: Optional[int], error: BaseException) -> None:
+        """The driver could not put a message on the socket (its queue is full)."""
+        request = self._pending.pop(req_id, None) if req_id is not None else None
+        if request is not None:
+            request.timer.cancel()
+            request.on_fail(error)
+
+    def timeout(self) -> Optional[float]:
+        return self.timers.timeout()
+
+    def run_due(self) -> None:
+        self.timers.run_due()
+
+    def socket_replaced(self) -> None:
+        self.needs_new_socket = False
+        self._heard = False
+
+    def close(self, error: BaseException) -> None:
+        """Fail everything still waiting; the session is not used afterwards."""
+        self.outbox.clear()
+        self._fail_everything(error)
+
+    # ------------------------------------------------------------------ requests inside
+
+    def _simple(self, make: Callable[[int], Message], convert: Callable[[Reply], Any],
+                future: Optional[Future[Any]]) -> Future[Any]:
+        result: Future[Any] = future if future is not None else Future()
+        self._request(make, lambda reply: _resolve(result, convert, reply), lambda error: _fail(result, error))
+        return result
+
+    def _request(self, make: Callable[[int], Message], on_reply: Callable[[Reply], None],
+                 on_fail: Callable[[BaseException], None]) -> None:
+        self._next_id += 1
+        req_id = self._next_id
+        message = make(req_id)
+        frames = encode(message)
+        if self.max_message_size is None and len(frames[2]) > UNPROBED_SIZE:
+            # Learn the broker's limit first: a message over it would cost us the connection.
+            def then_send(pong: Reply) -> None:
+                self._on_pong(pong)
+                self._send_request(req_id, message, frames, on_reply, on_fail)
+
+            self._request(lambda ping_id: Ping(ping_id), then_send, on_fail)
+            return
+        self._send_request(req_id, message, frames, on_reply, on_fail)
+
+    def _send_request(self, req_id: int, message: Message, frames: Frames,
+                      on_reply: Callable[[Reply], None], on_fail: Callable[[BaseException], None]) -> None:
+        limit = self.max_message_size
+        if limit is not None and len(frames[2]) > limit:
+            on_fail(MessageTooLargeError(_describe(message), len(frames[2]), limit))
+            return
+        timer = self.timers.call_later(self.connect_timeout, self._unanswered, req_id)
+        self._pending[req_id] = _Request(on_reply, on_fail, timer)
+        if not self._heard and self._probe_timer is None:
+            self._probe_timer = self.timers.call_later(min(PROBE_AFTER, self.connect_timeout),
+                                                       self._check_listener)
+        self.outbox.append((req_id, frames))
+
+    def _check_listener(self) -> None:
+        """A first request is unanswered: is a broker listening there at all, or something else?"""
+        self._probe_timer = None
+        if self._heard or not self._pending:
+            return
+        found, detail = self.probe(self.url)
+        if found == STRANGER and not self._heard:
+            self._give_up(NotABrokerError(self.url, detail))
+
+    def _unanswered(self, req_id: int) -> None:
+        """A request got no answer in time: the broker is down or unreachable."""
+        if req_id in self._pending:
+            self._give_up(BrokerUnavailableError(self.url, self.connect_timeout))
+
+    def _give_up(self, error: BaseException) -> None:
+        log.debug("failing every request to %s: %s", self.url, error)
+        self.outbox.clear()
+        self._fail_everything(error)
+        self.needs_new_socket = True
+        self._boot_id = None
+        self.max_message_size = None
+
+    def _on_error(self, error: Error) -> None:
+        request = self._pending.pop(error.req_id, None) if error.req_id is not None else None
+        if request is None:
+            log.warning("the broker at %s reported: %s (%s)", self.url, error.message, error.code)
+            return
+        request.timer.cancel()
+        request.on_fail(reply_error(error.code, error.message))
+
+    def _fail_everything(self, error: BaseException) -> None:
+        pending, self._pending = self._pending, {}
+        for request in pending.values():
+            request.timer.cancel()
+            request.on_fail(error)
+        waits, self._waits = self._waits, {}
+        for batches in waits.values():
+            for batch in batches:
+                batch.fail(error)
+
+    def _on_pong(self, reply: Reply) -> bytes:
+        hello = reply.as_hello()
+        self._note_hello(None, hello)
+        return hello.boot_id
+
+    def _note_hello(self, result: Any, hello: BrokerHello) -> Any:
+        self._boot_id = hello.boot_id
+        self.max_message_size = hello.max_message_size
+        return result
+
+    # ------------------------------------------------------------------ result waits
+
+    def _register_wait(self, batch: BatchWait) -> None:
+        for uuid in batch.missing:
+            self._waits.setdefault(uuid, []).append(batch)
+        batch.timer = self.timers.call_at(batch.deadline, self._wait_expired, batch)
+        if not self._pinging:
+            self._pinging = True
+            self.timers.call_later(self.ping_interval, self._ping_while_waiting)
+
+    def _send_wait(self, batch: BatchWait, after_restart: bool) -> None:
+        timeout = max(0.0, batch.deadline - self.timers.clock())
+
+        def on_reply(reply: Reply) -> None:
+            unknown, hello = reply.as_wait_ack()
+            self._note_hello(None, hello)
+            if unknown and after_restart:
+                lost = TaskLostError([uuid_module.UUID(bytes=u) for u in unknown],
+                                     [batch.found.get(u) for u in batch.uuids])
+                self._drop_wait(batch, lost)
+                return
+            self._forget(batch, unknown)  # never submitted: they come back as None
+            self._acked(batch)
+
+        self._request(lambda req_id: Wait(req_id, sorted(batch.missing), timeout), on_reply,
+                      lambda error: self._drop_wait(batch, error))
+
+    def _acked(self, batch: BatchWait) -> None:
+        batch.acked = True
+        if not batch.missing or self.timers.clock() >= batch.deadline:
+            self._drop_wait(batch, None)
+
+    def _wait_expired(self, batch: BatchWait) -> None:
+        # A wait whose request is not answered yet ends when the answer (or its timeout) comes.
+        if batch.acked:
+            self._drop_wait(batch, None)
+
+    def _forget(self, batch: BatchWait, uuids: list[bytes]) -> None:
+        for uuid in uuids:
+            batch.missing.discard(uuid)
+            batches = self._waits.get(uuid)
+            if batches is not None and batch in batches:
+                batches.remove(batch)
+                if not batches:
+                    del self._waits[uuid]
+
+    def _drop_wait(self, batch: BatchWait, error: Optional[BaseException]) -> None:
+        """Stop waiting for the batch: resolve it with what was found, or fail it."""
+        self._forget(batch, list(batch.missing))
+        if error is not None:
+            batch.fail(error)
+        else:
+            batch.resolve()
+
+    def _on_notify(self, notify: Notify) -> None:
+        for uuid, snapshot in notify.items:
+            for batch in self._waits.pop(uuid, ()):
+                batch.found[uuid] = snapshot
+                batch.missing.discard(uuid)
+                if not batch.missing and batch.acked:
+                    batch.resolve()
+
+    def _ping_while_waiting(self) -> None:
+        """While results are awaited, check the broker is alive and has not restarted."""
+        if not self._waits:
+            self._pinging = False
+            return
+
+        def on_reply(reply: Reply) -> None:
+            hello = reply.as_hello()
+            if self._boot_id is not None and hello.boot_id != self._boot_id:
+                log.warning("the broker at %s restarted; asking it again for %d awaited task(s)",
+                            self.url, len(self._waits))
+                self._rewait()
+            self._note_hello(None, hello)
+
+        self._request(lambda req_id: Ping(req_id), on_reply, lambda error: None)
+        self.timers.call_later(self.ping_interval, self._ping_while_waiting)
+
+    def _rewait(self) -> None:
+        """Register every open wait again with a broker that restarted."""
+        batches = {id(b): b for bs in self._waits.values() for b in bs}
+        for batch in batches.values():
+            self._send_wait(batch, after_restart=True)
+
+
+def _describe(message: Message) -> str:
+    if isinstance(message, Submit):
+        names = sorted({e.task_name for e in message.envelopes})
+        return f"a SUBMIT of {len(message.envelopes)} task(s) ({', '.join(names[:5])})"
+    return f"a {message.COMMAND.decode()} request"
+
+
+def _resolve(future: Future[Any], convert: Callable[[Reply], Any], reply: Reply) -> None:
+    value = convert(reply)  # a reply of the wrong shape raises: the session fails the request
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _guarded(call: Callable[[], None]) -> None:
+    """Run a caller's callback; a bug in one must not stop the driver."""
+    try:
+        call()
+    except Exception:
+        log.exception("a callback failed inside the client session")
