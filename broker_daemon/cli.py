@@ -6,7 +6,7 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import zmq
 
@@ -16,8 +16,8 @@ from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from qtasks.urls import DEFAULT_BROKER_URL, check_url
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> object:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         value = kind(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")

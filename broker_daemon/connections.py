@@ -1,9 +1,10 @@
 """Who is at the other end of each connection, so the broker can say whom it dropped.
 
-ZeroMQ drops a peer that sends a message over ``--max-message-size`` (``MAXMSGSIZE``)
-without telling the application. A socket monitor reports the connection's file
-descriptor when it is accepted and when it goes away; the first message of each peer
-carries the descriptor it came in on (``SRCFD``). Joined, they name the peer::
+The broker refuses a message over ``--max-message-size`` itself and names its sender; past
+a hard cap (``MAXMSGSIZE``) ZeroMQ drops the peer unread, without telling the
+application. A socket monitor reports the connection's file descriptor when it is
+accepted and when it goes away; the first message of each peer carries the descriptor
+it came in on (``SRCFD``). Joined, they name the peer::
 
     by_fd     {fd: Connection(address "127.0.0.1:50006", identity b"vm/4841/5f2858" | None)}
     by_peer   {identity: fd}
@@ -64,14 +65,30 @@ class ConnectionLog:
 
     def note(self, identity: bytes, first_frame: Any) -> None:
         """The first message of ``identity``: remember which connection it came on."""
-        fd = first_frame.get(zmq.SRCFD)
+        try:
+            fd = first_frame.get(zmq.SRCFD)
+        except zmq.ZMQError:  # no descriptor behind it (inproc://)
+            fd = None
         if fd is None or fd < 0:
+            self.by_peer[identity] = -1
             return
         connection = self.by_fd.get(fd)
         if connection is None:
             connection = self.by_fd[fd] = Connection(peer_address(fd))
         connection.identity = identity
         self.by_peer[identity] = fd
+
+    def address(self, identity: bytes, frame: Any) -> str:
+        """``host:port`` of the connection ``frame`` (a message of ``identity``) came on."""
+        fd = self.by_peer.get(identity)
+        known = self.by_fd.get(fd) if fd is not None else None
+        if known is not None:
+            return known.address
+        try:
+            fd = frame.get(zmq.SRCFD)
+        except zmq.ZMQError:
+            return "this process (inproc)"
+        return peer_address(fd) if fd is not None and fd >= 0 else "an unknown address"
 
     def on_event(self, frames: list[bytes]) -> None:
         event = parse_monitor_message(frames)

@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import heapq
 import time
+from typing import Callable
 
 
 class DelayedTasks:
-    __slots__ = ("_heap",)
+    __slots__ = ("_heap", "clock")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._heap: list[tuple[float, bytes]] = []
+        self.clock = clock
+        """Wall-clock time: due times survive a broker restart."""
 
     def add(self, due: float, uuid: bytes) -> None:
         heapq.heappush(self._heap, (due, uuid))
 
     def timeout(self) -> float | None:
         """Seconds until the next one is due, or None."""
-        return max(0.0, self._heap[0][0] - time.time()) if self._heap else None
+        return max(0.0, self._heap[0][0] - self.clock()) if self._heap else None
 
     def due(self) -> list[bytes]:
         """The uuids whose time has come, removed from the heap."""
-        now = time.time()
+        now = self.clock()
         ready = []
         while self._heap and self._heap[0][0] <= now:
             ready.append(heapq.heappop(self._heap)[1])

@@ -64,7 +64,8 @@ class Dispatcher:
     def _workers_changed(self, queue: str) -> None:
         workers = self.queue_workers[queue]
         names = [w.tasks for w in workers]
-        self._served[queue] = None if any(n is None for n in names) else frozenset().union(*names)
+        runs_any = any(n is None for n in names)
+        self._served[queue] = None if runs_any else frozenset().union(*(n for n in names if n is not None))
         self._uniform[queue] = all(n == names[0] for n in names)
         self._dirty.add(queue)
 

@@ -30,6 +30,12 @@ from qtasks.urls import DEFAULT_BROKER_URL, bindable
 log = logging.getLogger("qtasks.broker")
 
 MAX_MESSAGES_PER_TURN = 4096
+
+
+def hard_limit(max_message_size: int) -> int:
+    """The frame size past which ZeroMQ drops the peer unread. Between ``max_message_size`` and this
+    the broker reads a message only to refuse it, so it can say whom it refused."""
+    return max_message_size + max(max_message_size, 1 << 20)
 HIGH_WATER_MARK = 100_000
 
 
@@ -73,7 +79,7 @@ class Broker:
         sock = self._context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_size)
+        sock.setsockopt(zmq.MAXMSGSIZE, hard_limit(self.max_message_size))
         sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
         sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
         try:
@@ -173,7 +179,11 @@ class Broker:
             more = first.more
             while more:
                 frames.append(recv(zmq.NOBLOCK))
-                more = sock.rcvmore
+                more = bool(sock.rcvmore)
+            size = sum(map(len, frames))
+            if size > self.max_message_size:
+                self._refuse_oversized(peer, first, size)
+                continue
             try:
                 message = decode(frames)
             except ProtocolVersionError as exc:
@@ -189,6 +199,17 @@ class Broker:
                               message.COMMAND.decode(), peer)
                 self.core.reply_error(peer, getattr(message, "req_id", None), "internal",
                                       "the broker failed on this request; see its log")
+
+    def _refuse_oversized(self, peer: bytes, first: Any, size: int) -> None:
+        """A message over ``--max-message-size`` (but under the hard cap ZeroMQ enforces): refused,
+        answered, and logged with the peer, whose connection is still there to name."""
+        self.core.totals["oversized"] += 1
+        log.warning("refused a %d-byte message from %r at %s: over the %d-byte limit "
+                    "(qtasks-broker --max-message-size)", size, peer, self.connections.address(peer, first),
+                    self.max_message_size)
+        self.core.reply_error(peer, None, "too-large",
+                              f"a {size}-byte message is over the broker's {self.max_message_size}-byte "
+                              "limit (qtasks-broker --max-message-size); it was dropped")
 
     def _watch_connections(self, monitor: zmq.Socket[Any]) -> None:
         while True:

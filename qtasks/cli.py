@@ -92,8 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "run":
         try:
-            return app._serve(args.processes, concurrency=args.concurrency,
-                              broker_url=args.broker, grace=args.grace, log_level=args.log_level)
+            code: int = app._serve(args.processes, concurrency=args.concurrency,
+                                   broker_url=args.broker, grace=args.grace, log_level=args.log_level)
+            return code
         except (RuntimeError, ValueError, NotABrokerError) as exc:
             print(f"qtasks: {exc}", file=sys.stderr)
             return 2

@@ -112,7 +112,7 @@ class Logger:
                       format or self.format)
 
     def update_logger(self, **kwargs: Any) -> Logger:
-        settings = {"name": self.name, "subname": self.subname,
-                    "default_level": self.default_level, "format": self.format}
+        settings: dict[str, Any] = {"name": self.name, "subname": self.subname,
+                                    "default_level": self.default_level, "format": self.format}
         settings.update(kwargs)
         return Logger(**settings)

@@ -78,7 +78,8 @@ Frames = list[bytes]
 
 def pack_value(value: Any) -> bytes:
     """Pack one user value (a task result). Raises ``TypeError``/``ValueError`` when msgpack can't."""
-    return msgpack.packb(value, use_bin_type=True, datetime=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True, datetime=True)
+    return packed
 
 
 def unpack_value(raw: bytes) -> Any:
@@ -91,7 +92,7 @@ def pack_arguments(task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
     """Pack a task call's arguments, naming the first argument that cannot travel, or the
     largest one when together they exceed ``max_size`` (the broker's message limit)."""
     try:
-        payload = msgpack.packb([args, kwargs], use_bin_type=True, datetime=True)
+        payload: bytes = msgpack.packb([args, kwargs], use_bin_type=True, datetime=True)
     except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError ...
         raise _argument_error(task_name, args, kwargs, exc) from exc
     if len(payload) > max_size:
@@ -145,7 +146,8 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _uuid(value: Any) -> bytes:
-    _check(isinstance(value, bytes) and len(value) == UUID_SIZE, "a task uuid must be 16 raw bytes")
+    if not isinstance(value, bytes) or len(value) != UUID_SIZE:
+        raise ValueError("a task uuid must be 16 raw bytes")
     return value
 
 
@@ -155,7 +157,8 @@ def _uuids(value: Any) -> list[bytes]:
 
 
 def _int(value: Any, what: str) -> int:
-    _check(isinstance(value, int) and not isinstance(value, bool), f"{what} must be an integer")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} must be an integer")
     return value
 
 
@@ -169,7 +172,8 @@ def _optional_number(value: Any, what: str) -> float | None:
 
 
 def _str(value: Any, what: str) -> str:
-    _check(isinstance(value, str), f"{what} must be a string")
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string")
     return value
 
 
@@ -179,12 +183,14 @@ def _optional(value: Any, kind: type, what: str) -> Any:
 
 
 def _array(value: Any, size: int, what: str) -> list[Any]:
-    _check(isinstance(value, list) and len(value) == size, f"{what} must be an array of {size} items")
+    if not isinstance(value, list) or len(value) != size:
+        raise ValueError(f"{what} must be an array of {size} items")
     return value
 
 
 def _map(value: Any, what: str) -> dict[str, Any]:
-    _check(isinstance(value, dict), f"{what} must be a map")
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a map")
     return value
 
 
@@ -456,8 +462,10 @@ class Reply:
         return None if self.value is None else TaskSnapshot.from_wire(self.value)
 
     def as_packed(self) -> bytes:
-        _check(isinstance(self.value, bytes), "a STATE reply must be msgpack bytes")
-        return self.value
+        value = self.value
+        if not isinstance(value, bytes):
+            raise ValueError("a STATE reply must be msgpack bytes")
+        return value
 
     def as_snapshots(self) -> list[TaskSnapshot | None]:
         _check(isinstance(self.value, list), "a GET reply must be an array")
@@ -741,6 +749,7 @@ def decode(frames: Sequence[bytes]) -> Message:
     except Exception as exc:
         raise DecodeError(f"{cls.__name__.upper()} body is not valid msgpack: {exc}", bytes(body[:64]), exc) from exc
     try:
-        return cls.from_body(obj)
+        message: Message = cls.from_body(obj)
     except Exception as exc:
         raise DecodeError(f"{cls.__name__.upper()} body has the wrong shape: {exc}", obj, exc) from exc
+    return message

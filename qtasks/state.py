@@ -86,14 +86,16 @@ class AsyncState(BaseState):
         return await self._call("get", key, default).wait_async()
 
     async def get_all(self) -> dict[str, Any]:
-        return await self._call("get_all").wait_async()
+        values: dict[str, Any] = await self._call("get_all").wait_async()
+        return values
 
     async def set(self, key: str, value: Any) -> None:
         await self._call("set", key, value).wait_async()
 
     async def update(self, **kwargs: Any) -> dict[str, Any]:
         """Set several keys at once; returns the dict as it is afterwards."""
-        return await self._call("update", kwargs).wait_async()
+        values: dict[str, Any] = await self._call("update", kwargs).wait_async()
+        return values
 
     async def delete(self, key: str) -> None:
         """Remove ``key`` (a missing key is fine)."""
@@ -121,14 +123,16 @@ class SyncState(BaseState):
         return self._call("get", key, default).result()
 
     def get_all(self) -> dict[str, Any]:
-        return self._call("get_all").result()
+        values: dict[str, Any] = self._call("get_all").result()
+        return values
 
     def set(self, key: str, value: Any) -> None:
         self._call("set", key, value).result()
 
     def update(self, **kwargs: Any) -> dict[str, Any]:
         """Set several keys at once; returns the dict as it is afterwards."""
-        return self._call("update", kwargs).result()
+        values: dict[str, Any] = self._call("update", kwargs).result()
+        return values
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (a missing key is fine)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Union
 from urllib.parse import urlsplit
 
 DEFAULT_BROKER_URL = "tcp://127.0.0.1:5555"
@@ -58,13 +59,12 @@ _GREETING_SIZE = 10
 def probe(url: str, timeout: float = 0.5) -> tuple[str, str]:
     """(kind, detail) of the listener at ``url``, told apart by the ZMTP greeting a ZeroMQ
     socket sends on accepting a connection; plain sockets only, so it is fork-safe."""
+    address: Union[tuple[str, int], str]
     if url.startswith("tcp://"):
         host, port = _host_port(url)
         if port is None or port == 0:
             return NOTHING, "no fixed port"
-        family, address = socket.AF_INET, (host, port)
-        if ":" in host:
-            family = socket.AF_INET6
+        family, address = (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, port)
     elif url.startswith("ipc://"):
         family, address = socket.AF_UNIX, url[len("ipc://"):]
     else:

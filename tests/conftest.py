@@ -5,9 +5,9 @@ from typing import Iterator
 import pytest
 
 from qtasks import QueueTasks
-from qtasks.brokers import ZmqBroker
+from qtasks.inprocess import InProcessStack
 from tests.apps import basic
-from tests.support import broker_process, wait_for_workers, worker_process
+from tests.support import broker_process
 
 
 @pytest.fixture(scope="module")
@@ -18,18 +18,13 @@ def broker_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def basic_workers(broker_url: str) -> Iterator[None]:
-    """``qtasks -A tests.apps.basic:app run --processes 2`` against the module's broker."""
-    with worker_process("tests.apps.basic:app", broker_url, processes=2):
-        client = QueueTasks(name="tests", broker_url=broker_url)
-        wait_for_workers(client, 2)
-        client.close()
-        yield
+def basic_stack() -> Iterator[InProcessStack]:
+    """``tests.apps.basic`` served in this process: the broker and two worker actors in threads."""
+    with InProcessStack(basic.app, workers=2) as stack:
+        yield stack
 
 
 @pytest.fixture()
-def app(broker_url: str, basic_workers: None) -> Iterator[QueueTasks]:
-    """The basic test app, its task objects pointed at the module's broker."""
-    basic.app.broker = ZmqBroker(broker_url, connect_timeout=5.0)
+def app(basic_stack: InProcessStack) -> Iterator[QueueTasks]:
+    """The basic test app, served in-process for the module."""
     yield basic.app
-    basic.app.close()

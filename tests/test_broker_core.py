@@ -292,7 +292,9 @@ def test_a_delayed_retry_is_held_until_due():
                                                {"retry": 1, "retry_delay": 0.2})]))
     assert not h.dispatched(out) and len(h.core.delayed) == 1
     assert 0 < h.core.next_wakeup() <= 0.2
-    time.sleep(0.25)
+    h.core.release_delayed()
+    assert not h.dispatched(h.core.flush())  # not yet due
+    h.core.delayed.clock = lambda: time.time() + 0.25
     h.core.release_delayed()
     assert len(h.dispatched(h.core.flush())) == 1
 

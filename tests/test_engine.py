@@ -1,4 +1,5 @@
-"""The engine end to end: broker daemon + worker supervisor subprocesses + the client API."""
+"""The engine end to end: the client API against the broker and worker actors (in this process, and
+as the daemon with worker processes where processes matter)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import qtasks.asyncio
 from qtasks import QueueTasks
 from qtasks.enums.task_status import TaskStatusEnum
+from qtasks.inprocess import InProcessStack
 from qtasks.schemas.task import Task
 from tests.apps import basic
 from tests.support import broker_process, wait_for_workers, worker_process
@@ -120,9 +122,9 @@ def test_one_app_is_shared_by_many_threads(app):
         assert sorted(pool.map(submit, range(200))) == sorted(2 * i for i in range(200))
 
 
-def test_async_face_round_trip_and_concurrency(broker_url, basic_workers):
+def test_async_face_round_trip_and_concurrency(basic_stack):
     async def main() -> None:
-        aapp = qtasks.asyncio.QueueTasks(name="tests", broker_url=broker_url)
+        aapp = qtasks.asyncio.QueueTasks(name="tests", broker_url=basic_stack.url)
         task = await aapp.add_task("echo", "Hello", timeout=5)
         assert task.status == "success" and task.returning == "Hello"
         results = await asyncio.gather(*(aapp.add_task("add", i, timeout=10) for i in range(100)))
@@ -168,12 +170,11 @@ def test_eight_processes_all_take_work():
         client.close()
 
 
-def test_priority_order_with_one_process_and_one_slot(tmp_path):
+def test_priority_order_with_one_slot(tmp_path):
     order = tmp_path / "order.txt"
     gate = tmp_path / "gate"
-    with broker_process() as (url, _), worker_process("tests.apps.basic:app", url, "--concurrency", "1"):
-        client = QueueTasks(name="tests", broker_url=url)
-        wait_for_workers(client, 1)
+    with InProcessStack(basic.app, concurrency=1):
+        client = basic.app
         # Given the only slot is held busy
         blocker = client.add_task("wait_for_file", str(gate))
         # When tasks of mixed priorities queue up behind it
@@ -186,4 +187,3 @@ def test_priority_order_with_one_process_and_one_slot(tmp_path):
         assert last.status == "success"
         # Then they ran lowest number first, FIFO within a priority
         assert order.read_text().split() == ["p0", "p1-a", "p1-b", "p5-a", "p5-b", "p9", "last"]
-        client.close()

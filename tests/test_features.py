@@ -1,17 +1,20 @@
-"""Issue 4's task features end to end: the daemon, worker processes, and apps of both flavours."""
+"""The task features end to end, for apps of both flavours: served in this process (the broker and
+worker actors in threads), and by the daemon and worker processes where processes matter."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 import qtasks.asyncio
 from qtasks import QueueTasks
+from qtasks.inprocess import InProcessStack
 from qtasks.utils.tasks import AsyncTaskUtils
 from qtasks.utils.tasks.sync_task_utils import SyncTaskUtils
 from tests.support import broker_process, wait_for, wait_for_workers, worker_process
@@ -21,13 +24,12 @@ FLAVOURS = {"sync": ("tests.apps.features_sync:app", "features-sync"),
 
 
 class Engine:
-    """A running broker + 2 worker processes for one app flavour, and a client for it."""
+    """One app flavour served in this process, and a client for it."""
 
-    def __init__(self, flavour: str, url: str, markers: Path, supervisor) -> None:
+    def __init__(self, flavour: str, url: str, markers: Path) -> None:
         self.flavour = flavour
         self.url = url
         self.markers = markers
-        self.supervisor = supervisor
         self.name = FLAVOURS[flavour][1]
         self.client = QueueTasks(name=self.name, broker_url=url)
 
@@ -35,19 +37,24 @@ class Engine:
         return self.markers / f"{label}-{uuid.uuid4().hex[:8]}"
 
 
+def served_app(flavour: str) -> Any:
+    module = importlib.import_module(FLAVOURS[flavour][0].split(":")[0])
+    return module.app
+
+
 @pytest.fixture(scope="module", params=sorted(FLAVOURS))
 def engine(request, tmp_path_factory) -> Iterator[Engine]:
     flavour = request.param
     markers = tmp_path_factory.mktemp(f"features-{flavour}")
-    env = {"QTASKS_TEST_EVENTS": str(markers / "events.log"),
-           "QTASKS_TEST_MIDDLEWARE_LOG": str(markers / "middleware.log"),
-           "QTASKS_TEST_TEARDOWN": str(markers / "teardown.log"),
-           "QTASKS_THREAD_STOP_GRACE": "60"}
-    with broker_process() as (url, _), worker_process(FLAVOURS[flavour][0], url, processes=2, env=env) as sup:
-        engine = Engine(flavour, url, markers, sup)
-        wait_for_workers(engine.client, 2)
-        yield engine
-        engine.client.close()
+    app = served_app(flavour)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("QTASKS_TEST_MIDDLEWARE_LOG", str(markers / "middleware.log"))
+        env.setenv("QTASKS_TEST_TEARDOWN", str(markers / "teardown.log"))
+        env.setattr(app.config, "thread_stop_grace", 60.0)
+        with InProcessStack(app, workers=2) as stack:
+            engine = Engine(flavour, stack.url, markers)
+            yield engine
+            engine.client.close()
 
 
 # 1. generators ---------------------------------------------------------------------------------
@@ -68,7 +75,8 @@ def test_steps_are_visible_while_a_generator_runs_and_can_be_streamed(engine):
     marker = engine.marker("steps")
     task = engine.client.add_task("slow_steps", 4, 0.2, str(marker))
     wait_for(marker.exists, 10, "two steps")
-    running = engine.client.get(task.uuid)
+    running = wait_for(lambda: (t := engine.client.get(task.uuid)) and len(t.steps) >= 2 and t, 10,
+                       "the broker to have two steps")
     assert running.status == "process" and running.steps[:2] == [0, 1]
     assert list(engine.client.stream(task.uuid, timeout=20)) == [0, 1, 2, 3]
     assert engine.client.get(task.uuid).returning == [0, 1, 2, 3]
@@ -145,11 +153,13 @@ def test_cancelling_a_queued_task_means_it_never_runs(engine):
 
 
 def test_cancelling_a_running_sync_task_discards_its_result(engine):
-    started = engine.marker("sync-started")
-    task = engine.client.add_task("sync_cancellable", str(started), 0.5)
+    started, finished = engine.marker("sync-started"), engine.marker("sync-finished")
+    task = engine.client.add_task("sync_cancellable", str(started), 0.3, str(finished))
     wait_for(started.exists, 10, "the task to start")
     assert engine.client.cancel(task.uuid, "enough").status == "cancel"
-    time.sleep(0.8)  # let the thread finish on its own: its result must not replace the cancel
+    # the thread finishes on its own; its result must not replace the cancel
+    wait_for(finished.exists, 10, "the task's thread to return")
+    assert engine.client.add_task("double", 1, timeout=10).returning == 2  # whatever it sent has arrived
     final = engine.client.get(task.uuid)
     assert (final.status, final.returning, final.cancel_reason) == ("cancel", None, "enough")
 
@@ -187,10 +197,10 @@ def test_retry_on_exc_matches_subclasses(engine):
 
 def test_retry_with_a_delay_is_held_by_the_broker(engine):
     key = uuid.uuid4().hex
-    first = engine.client.add_task("retry_later", key, 0.6)
+    first = engine.client.add_task("retry_later", key, 0.3)
     wait_for(lambda: engine.client.broker_stats()["delayed"] == 1, 10, "the broker to hold the retry")
     final = first.wait_result(timeout=20)
-    assert final.status == "success" and final.returning >= 0.6
+    assert final.status == "success" and final.returning >= 0.3
 
 
 # 5. time limits --------------------------------------------------------------------------------------
@@ -289,35 +299,43 @@ def test_pydantic_models_are_built_from_the_call_and_dumped(engine):
     assert "ValueError" in bad.traceback
 
 
-# 9. events (last: it reads what every earlier test made fire) -----------------------------------------
+# 9. events ----------------------------------------------------------------------------------------
 
 
-def test_zz_events_fire_in_the_process_where_they_apply(engine):
-    engine.client.add_task("double", 1, timeout=10)
-    engine.client.add_task("gives_up", timeout=10)
-    engine.client.add_task("sleepy", 5, timeout=10)
-    log = engine.markers / "events.log"
-    lines = [line.split(" ") for line in log.read_text().splitlines()]
-    events = {(event, task) for event, _, task in lines}
-    for expected in [("worker_running", ""), ("starting", ""), ("task_running", "double"),
-                     ("task_success", "double"), ("task_stopping", "double"), ("task_cancel", "gives_up"),
-                     ("task_error", "sleepy")]:
-        assert expected in events, expected
-    supervisor = {pid for event, pid, _ in lines if event == "starting"}
-    workers = {pid for event, pid, _ in lines if event.startswith("task_")}
-    assert supervisor == {str(engine.supervisor.pid)} and len(workers) == 2 and not (workers & supervisor)
-    engine.supervisor.send_signal(15)
-    assert engine.supervisor.wait(20) == 0
+@pytest.mark.parametrize("flavour", sorted(FLAVOURS))
+def test_events_fire_in_the_process_where_they_apply(flavour, tmp_path):
+    app_spec, name = FLAVOURS[flavour]
+    log = tmp_path / "events.log"
+    with broker_process() as (url, _), worker_process(app_spec, url, processes=2,
+                                                      env={"QTASKS_TEST_EVENTS": str(log)}) as supervisor:
+        client = QueueTasks(name=name, broker_url=url)
+        wait_for_workers(client, 2)
+        # tasks that end in success, cancel and error, as many times as it takes to reach both processes
+        for _ in range(4):
+            client.add_tasks([("double", [1], {})] * 4, timeout=10)
+        client.add_task("gives_up", timeout=10)
+        client.add_task("sleepy", 5, timeout=10)
+        client.close()
+        lines = [line.split(" ") for line in log.read_text().splitlines()]
+        events = {(event, task) for event, _, task in lines}
+        for expected in [("worker_running", ""), ("starting", ""), ("task_running", "double"),
+                         ("task_success", "double"), ("task_stopping", "double"), ("task_cancel", "gives_up"),
+                         ("task_error", "sleepy")]:
+            assert expected in events, expected
+        serving = {pid for event, pid, _ in lines if event == "starting"}
+        workers = {pid for event, pid, _ in lines if event.startswith("task_")}
+        assert serving == {str(supervisor.pid)} and len(workers) == 2 and not (workers & serving)
+        supervisor.send_signal(15)
+        assert supervisor.wait(20) == 0
     final = {line.split(" ")[0] for line in log.read_text().splitlines()}
     assert {"worker_stopping", "stopping"} <= final
 
 
 @pytest.mark.parametrize("flavour", sorted(FLAVOURS))
 def test_cancelling_queued_tasks_behind_a_busy_slot(flavour, tmp_path):
-    app_spec, name = FLAVOURS[flavour]
-    with broker_process() as (url, _), worker_process(app_spec, url, "--concurrency", "1"):
-        client = QueueTasks(name=name, broker_url=url)
-        wait_for_workers(client, 1)
+    app = served_app(flavour)
+    with InProcessStack(app, concurrency=1) as stack:
+        client = QueueTasks(name=app.name, broker_url=stack.url)
         started = tmp_path / "started"
         blocker = client.add_task("sync_cancellable", str(started), 0.5)
         wait_for(started.exists, 10, "the slot to be busy")

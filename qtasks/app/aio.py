@@ -9,15 +9,15 @@ from uuid import UUID
 from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
 from qtasks.events import AsyncEvents
 from qtasks.exc import BrokerUnavailableError
-from qtasks.tasks.objects import AsyncTask
+from qtasks.inert import warn_inert
 from qtasks.tasks.record import Task
+from qtasks.tasks.registry import AsyncRegistrar
 
 
-class QueueTasks(BaseQueueTasks):
+class QueueTasks(AsyncRegistrar, BaseQueueTasks):
     """A task-queue app for asyncio code. Safe to share between tasks, loops and threads."""
 
     _method = "async"
-    _task_class = AsyncTask
     _events_class = AsyncEvents
 
     async def add_task(self, task_name: str, *args: Any, priority: Optional[int] = None,
@@ -41,7 +41,10 @@ class QueueTasks(BaseQueueTasks):
         """``async for step in app.stream(uuid)``: a generator task's steps as they happen."""
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        self._follow(uuid, timeout, lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+        def put(item: tuple[Any, ...]) -> None:
+            loop.call_soon_threadsafe(items.put_nowait, item)
+
+        self._follow(uuid, timeout, put)
         limit = self._stream_limit(timeout)
         while True:
             try:
@@ -54,7 +57,10 @@ class QueueTasks(BaseQueueTasks):
             yield value
 
     async def ping(self, server: bool = True) -> bool:
-        """Whether the broker answers (within ``config.broker_connect_timeout``)."""
+        """Whether the broker answers (within ``config.broker_connect_timeout``); ``server=False``:
+        True without asking, as upstream."""
+        if not server:
+            return True
         try:
             await self._ping_call().wait_async()
         except BrokerUnavailableError:
@@ -67,9 +73,9 @@ class QueueTasks(BaseQueueTasks):
     def run_forever(self, loop: Any = None, starter: Any = None, num_workers: int = 4,
                     reset_config: bool = True) -> None:
         """Serve tasks with ``num_workers`` worker processes until SIGTERM or Ctrl+C (blocks)."""
-        code = self._serve(num_workers)
-        if code:
-            raise SystemExit(code)
+        if loop is not None:
+            warn_inert("run_forever(loop=)")
+        self._run_forever(num_workers, starter=starter, reset_config=reset_config)
 
     async def stop(self) -> None:
         self._stop()

@@ -28,6 +28,7 @@ from qtasks.configs import QueueConfig
 from qtasks.current import set_current_app
 from qtasks.events import BaseEvents
 from qtasks.exc import InvalidTaskIdError, QTasksError
+from qtasks.inert import warn_inert
 from qtasks.logs import Logger, configured_level
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
 from qtasks.tasks.objects import BaseTaskCls
@@ -68,7 +69,6 @@ class BaseQueueTasks(TaskRegistrar):
         self.events = events if events is not None else self._events_class()
         self.starter: Any = None
         self.routers: list[Any] = []
-        self.plugins: dict[str, list[Any]] = {}
         self.tasks: dict[str, TaskExecSchema] = self.worker._tasks
         self.waiter = _AppWaiter(self)
         """How the ``Task`` records this app returns wait for themselves."""
@@ -125,7 +125,7 @@ class BaseQueueTasks(TaskRegistrar):
             raise ValueError(f"a task name must be a non-empty string, got {task_name!r}")
         if priority is None:
             registered = self._lookup(task_name)
-            priority = registered.priority if registered is not None else 0
+            priority = registered.priority if registered is not None and registered.priority is not None else 0
         elif isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
         limit = self.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
@@ -148,6 +148,7 @@ class BaseQueueTasks(TaskRegistrar):
     def _add_tasks_call(self, calls: Iterable[TaskCall],
                         timeout: Optional[float]) -> PendingCall[list[Optional[Task[Any]]]]:
         prepared = []
+        args: Sequence[Any]
         for call in calls:
             if isinstance(call, BaseTaskCls):
                 if not call.task_name:
@@ -170,7 +171,7 @@ class BaseQueueTasks(TaskRegistrar):
 
     def _finished(self, found: list[Optional[TaskSnapshot]], envelopes: list[TaskEnvelope],
                   timeout: float) -> list[Optional[Task[Any]]]:
-        late = [e for e, snapshot in zip(envelopes, found) if snapshot is None]
+        late = [e for e, snapshot in zip(envelopes, found, strict=True) if snapshot is None]
         if late:
             shown = ", ".join(f"{e.task_name} {UUID(bytes=e.uuid)}" for e in late[:3])
             self.log.warning(
@@ -226,7 +227,6 @@ class BaseQueueTasks(TaskRegistrar):
         goes to the broker it serves."""
         from qtasks.worker.supervisor import Supervisor
 
-        self._adopt_shared_tasks()
         self.starter = Supervisor(
             self,
             processes=processes,
@@ -236,7 +236,17 @@ class BaseQueueTasks(TaskRegistrar):
             log_level=configured_level(log_level, self.config.logs_default_level_server),
         )
         set_current_app(self)
-        return self.starter.run()
+        code: int = self.starter.run()
+        return code
+
+    def _run_forever(self, num_workers: int, *, starter: Any, reset_config: bool) -> None:
+        if starter is not None:
+            warn_inert("run_forever(starter=)")
+        if not reset_config:
+            warn_inert("run_forever(reset_config=False)")
+        code = self._serve(num_workers)
+        if code:
+            raise SystemExit(code)
 
     @contextmanager
     def serving(self, processes: int = 2, *, concurrency: Optional[int] = None,

@@ -9,11 +9,11 @@ from uuid import UUID
 from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
 from qtasks.events import SyncEvents
 from qtasks.exc import BrokerUnavailableError
-from qtasks.tasks.objects import SyncTask
 from qtasks.tasks.record import Task
+from qtasks.tasks.registry import SyncRegistrar
 
 
-class QueueTasks(BaseQueueTasks):
+class QueueTasks(SyncRegistrar, BaseQueueTasks):
     """A task-queue app. Safe to share between threads.
 
     ``add_task`` returns the stored ``Task`` (status ``new``) at once, or with
@@ -21,7 +21,6 @@ class QueueTasks(BaseQueueTasks):
     """
 
     _method = "sync"
-    _task_class = SyncTask
     _events_class = SyncEvents
 
     def add_task(self, task_name: str, *args: Any, priority: Optional[int] = None,
@@ -57,7 +56,10 @@ class QueueTasks(BaseQueueTasks):
             yield value
 
     def ping(self, server: bool = True) -> bool:
-        """Whether the broker answers (within ``config.broker_connect_timeout``)."""
+        """Whether the broker answers (within ``config.broker_connect_timeout``); ``server=False``:
+        True without asking, as upstream."""
+        if not server:
+            return True
         try:
             self._ping_call().result()
         except BrokerUnavailableError:
@@ -73,9 +75,7 @@ class QueueTasks(BaseQueueTasks):
 
         With no broker listening at the app's broker URL, one is hosted here for as long as this runs.
         """
-        code = self._serve(num_workers)
-        if code:
-            raise SystemExit(code)
+        self._run_forever(num_workers, starter=starter, reset_config=reset_config)
 
     def stop(self) -> None:
         self._stop()

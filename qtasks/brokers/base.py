@@ -8,9 +8,29 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from qtasks.protocol import TaskEnvelope, TaskSnapshot
+
+
+class Requests(Protocol):
+    """What a call is sent through: the broker component, or a channel of the calling thread."""
+
+    def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]: ...
+
+    def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]: ...
+
+    def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]: ...
+
+    def cancel(self, uuids: list[bytes], reason: str) -> Future[list[TaskSnapshot | None]]: ...
+
+    def watch(self, uuid: bytes, timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None: ...
+
+    def stats(self) -> Future[dict[str, Any]]: ...
+
+    def ping(self) -> Future[bytes]: ...
+
+    def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]: ...
 
 
 class BaseBroker(ABC):
@@ -58,7 +78,7 @@ class BaseBroker(ABC):
         """Talk to the broker at ``url`` from now on (serving points the app at the broker it serves)."""
         self.url = url
 
-    def blocking(self) -> BaseBroker:
+    def blocking(self) -> Requests:
         """The broker to use for a call the current thread will block on.
 
         It may return an object with ``drive(future, timeout) -> bool``: the blocking caller

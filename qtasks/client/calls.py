@@ -19,7 +19,7 @@ from qtasks.client.lending import current_lender
 from qtasks.exc import BrokerUnavailableError, TaskLostError
 
 if TYPE_CHECKING:
-    from qtasks.brokers.base import BaseBroker
+    from qtasks.brokers.base import BaseBroker, Requests
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ _SAFETY_MARGIN = 5.0
 class PendingCall(Generic[T]):
     __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks", "convert_lost")
 
-    def __init__(self, broker: BaseBroker, start: Callable[[BaseBroker], Future[Any]],
+    def __init__(self, broker: BaseBroker, start: Callable[[Requests], Future[Any]],
                  convert: Callable[[Any], T], limit: float, *, waits_for_tasks: bool = False,
                  convert_lost: Callable[[list[Any]], list[Any]] | None = None) -> None:
         self.broker = broker

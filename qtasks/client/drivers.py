@@ -190,7 +190,7 @@ class ThreadChannel(Channel):
             pass
 
     def _serve(self) -> None:
-        context: zmq.Context[Any] = zmq.Context()
+        context: zmq.Context[Any] = zmq.Context.instance()  # shared: inproc:// reaches a broker in this process
         loop: Optional[SocketLoop] = None
         try:
             loop = SocketLoop(self.session, context)
@@ -209,7 +209,6 @@ class ThreadChannel(Channel):
                 self.session.close(closed)
             if loop is not None:
                 loop.close()
-            context.term()
             self._closed.set()
 
     def _run_calls(self, loop: SocketLoop) -> None:

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
+from qtasks.inert import INERT, warn_inert
+
 Subscriber = Callable[["QueueConfig", str, Any], None]
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -41,6 +43,13 @@ class QueueConfig:
         object.__setattr__(self, "_subscribers", [])
         object.__setattr__(self, "_dynamic", {})
         self._apply_environment()
+        for f in fields(self):
+            self._check_inert(f.name, getattr(self, f.name))
+
+    def _check_inert(self, key: str, value: Any) -> None:
+        name = f"QueueConfig.{key}"
+        if name in INERT and value != _DEFAULTS[key]:
+            warn_inert(name)
 
     def _apply_environment(self) -> None:
         prefix = self.environ_prefix
@@ -62,6 +71,8 @@ class QueueConfig:
     def __setattr__(self, key: str, value: Any) -> None:
         if key.startswith("_") or key in {f.name for f in fields(self)}:
             object.__setattr__(self, key, value)
+            if "_subscribers" in self.__dict__:  # after __init__
+                self._check_inert(key, value)
         else:
             self._dynamic[key] = value
         for callback in getattr(self, "_subscribers", ()):
@@ -86,3 +97,7 @@ def _cast(raw: str, current: Any) -> Any:
     if current is None or isinstance(current, str):
         return raw
     raise TypeError(type(current))
+
+
+_DEFAULTS = {f.name: (f.default_factory() if callable(f.default_factory) else f.default)
+             for f in fields(QueueConfig)}

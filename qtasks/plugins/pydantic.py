@@ -38,7 +38,7 @@ def _model_in(annotation: Any, base: type) -> Optional[type]:
 
 
 @lru_cache(maxsize=None)
-def model_parameter(func: Callable[..., Any]) -> Optional[tuple[str, int, type]]:
+def model_parameter(func: Callable[..., Any]) -> Optional[tuple[str, int, Any]]:
     """(name, position, model class) of the first model parameter of ``func``, or None."""
     base = _base_model()
     if base is None:
@@ -78,7 +78,7 @@ def build_model(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any
     leftovers = args[first:]
     if leftovers and not _validates(model, data):
         missing = [field for field in fields if field not in data]
-        data.update(zip(missing, leftovers))
+        data.update(zip(missing, leftovers, strict=False))
         del args[first:first + min(len(missing), len(leftovers))]
     kwargs[name] = _construct(model, name, data)
 
@@ -101,7 +101,8 @@ def _construct(model: type, name: str, data: dict[str, Any]) -> Any:
 def dump_model(value: Any) -> Any:
     base = _base_model()
     if base is not None and isinstance(value, base):
-        return value.model_dump(mode="json")
+        model: Any = value
+        return model.model_dump(mode="json")
     return value
 
 

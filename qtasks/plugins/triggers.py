@@ -110,7 +110,7 @@ def _merge(plugin: BasePlugin, answer: Any, merged: dict[str, Any], kwargs: dict
     if "plugin_cache" in answer:
         _CACHE[plugin.name] = answer.pop("plugin_cache")
     merged.update(answer)
-    chained = {key: answer[key] for key in ("args", "kw") if key in answer and key in kwargs}
+    chained: dict[str, Any] = {key: answer[key] for key in ("args", "kw") if key in answer and key in kwargs}
     return {**kwargs, **chained} if chained else kwargs
 
 

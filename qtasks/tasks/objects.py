@@ -45,12 +45,14 @@ class BaseTask(Generic[P, R]):
             return getattr(self.__dict__["options"], name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def _target(self, priority: Optional[int], task_name: Optional[str]) -> tuple[Any, str, Optional[int]]:
+    def _target(self, kwargs: dict[str, Any]) -> tuple[Any, str, Optional[int], Optional[float]]:
+        """(app, task name, priority, timeout) of an ``add_task`` call, taking its options out of ``kwargs``."""
         app = current_app(self._app)
-        name = task_name or self.task_name
+        priority = kwargs.pop("priority", None)
+        name = kwargs.pop("task_name", None) or self.task_name
         if not name:
             raise ValueError("Task name is not specified.")
-        return app, name, self.priority if priority is None else priority
+        return app, name, self.priority if priority is None else priority, kwargs.pop("timeout", None)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task_name!r} priority={self.priority}>"
@@ -70,17 +72,19 @@ class SyncTask(BaseTask[P, R]):
     def add_task(self, *args: Any, priority: Optional[int] = None, timeout: None = None,
                  task_name: Optional[str] = None, **kwargs: Any) -> Task[R]: ...
 
-    def add_task(self, *args: Any, priority: Optional[int] = None, timeout: Optional[float] = None,
-                 task_name: Optional[str] = None, **kwargs: Any) -> Optional[Task[R]]:
-        """Submit it; with ``timeout``, wait for it to end (None if it did not in time)."""
-        app, name, priority = self._target(priority, task_name)
+    def add_task(self, *args: Any, **kwargs: Any) -> Optional[Task[R]]:
+        """Submit it; with ``timeout=``, wait for it to end (None if it did not in time);
+        ``priority=`` and ``task_name=`` override the task's."""
+        app, name, priority, timeout = self._target(kwargs)
         task: Optional[Task[R]] = app._add_task_call(name, args, kwargs, priority, timeout).result()
         return task
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskCls[R]:
         """A deferred call (``priority=``, ``timeout=``, ``task_name=`` keywords set its options)."""
         name, priority, timeout = _call_options(self, kwargs)
-        return SyncTaskCls(name, priority, timeout, args, kwargs).bind(self)
+        call: SyncTaskCls[R] = SyncTaskCls(name, priority, timeout, args, kwargs)
+        call.bind(self)
+        return call
 
 
 class AsyncTask(BaseTask[P, R]):
@@ -97,17 +101,19 @@ class AsyncTask(BaseTask[P, R]):
     async def add_task(self, *args: Any, priority: Optional[int] = None, timeout: None = None,
                        task_name: Optional[str] = None, **kwargs: Any) -> Task[R]: ...
 
-    async def add_task(self, *args: Any, priority: Optional[int] = None, timeout: Optional[float] = None,
-                       task_name: Optional[str] = None, **kwargs: Any) -> Optional[Task[R]]:
-        """Submit it; with ``timeout``, wait for it to end (None if it did not in time)."""
-        app, name, priority = self._target(priority, task_name)
+    async def add_task(self, *args: Any, **kwargs: Any) -> Optional[Task[R]]:
+        """Submit it; with ``timeout=``, wait for it to end (None if it did not in time);
+        ``priority=`` and ``task_name=`` override the task's."""
+        app, name, priority, timeout = self._target(kwargs)
         task: Optional[Task[R]] = await app._add_task_call(name, args, kwargs, priority, timeout).wait_async()
         return task
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncTaskCls[R]:
         """A deferred call (``priority=``, ``timeout=``, ``task_name=`` keywords set its options)."""
         name, priority, timeout = _call_options(self, kwargs)
-        return AsyncTaskCls(name, priority, timeout, args, kwargs).bind(self)
+        call: AsyncTaskCls[R] = AsyncTaskCls(name, priority, timeout, args, kwargs)
+        call.bind(self)
+        return call
 
 
 def _call_options(task: BaseTask[Any, Any], kwargs: dict[str, Any]) -> tuple[Optional[str], Optional[int],

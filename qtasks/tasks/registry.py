@@ -11,10 +11,26 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import MISSING, fields
-from typing import Any, Callable, ClassVar, Optional, Union
+from typing import (
+    Any,
+    AsyncGenerator,
+    Callable,
+    ClassVar,
+    Coroutine,
+    Generator,
+    Optional,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from qtasks.tasks.objects import AsyncTask, BaseTask, SyncTask
 from qtasks.tasks.spec import TaskExecSchema, TaskOptions
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def options_signature(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,6 +90,83 @@ def task_object(schema: TaskExecSchema, kind: Optional[type[BaseTask[Any, Any]]]
     return kind(schema.name, app=app, **{**vars(options), "priority": options.priority})
 
 
+# Typing: what the decorators return, by the function they get. A coroutine function's result is
+# what it returns when awaited; a generator task's result is its return value or the list of
+# handled values (Any); in a sync app every task object is a SyncTask, in an async app an AsyncTask.
+
+
+class SyncTaskDecorator(Protocol):
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> SyncTask[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, Union[Generator[Any, Any, Any], AsyncGenerator[Any, Any]]],
+                 /) -> SyncTask[P, Any]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> SyncTask[P, R]: ...
+
+
+class AsyncTaskDecorator(Protocol):
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, Union[Generator[Any, Any, Any], AsyncGenerator[Any, Any]]],
+                 /) -> AsyncTask[P, Any]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> AsyncTask[P, R]: ...
+
+
+class SyncRegistrar(TaskRegistrar):
+    """Registers tasks as ``SyncTask`` objects (the sync app, ``SyncRouter``)."""
+
+    _task_class = SyncTask
+
+    @overload
+    def task(self, name: Callable[P, Coroutine[Any, Any, R]], /) -> SyncTask[P, R]: ...
+
+    @overload
+    def task(self, name: Callable[P, Union[Generator[Any, Any, Any], AsyncGenerator[Any, Any]]],
+             /) -> SyncTask[P, Any]: ...
+
+    @overload
+    def task(self, name: Callable[P, R], /) -> SyncTask[P, R]: ...
+
+    @overload
+    def task(self, name: Optional[str] = None, **options: Any) -> SyncTaskDecorator: ...
+
+    @options_signature
+    def task(self, name: Union[str, Callable[..., Any], None] = None, **options: Any) -> Any:
+        """Register a task: ``@x.task``, ``@x.task()``, ``@x.task("name")``, ``@x.task(name=..., ...)``."""
+        return TaskRegistrar.task(self, name, **options)
+
+
+class AsyncRegistrar(TaskRegistrar):
+    """Registers tasks as ``AsyncTask`` objects (the async app, ``AsyncRouter``)."""
+
+    _task_class = AsyncTask
+
+    @overload
+    def task(self, name: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
+    def task(self, name: Callable[P, Union[Generator[Any, Any, Any], AsyncGenerator[Any, Any]]],
+             /) -> AsyncTask[P, Any]: ...
+
+    @overload
+    def task(self, name: Callable[P, R], /) -> AsyncTask[P, R]: ...
+
+    @overload
+    def task(self, name: Optional[str] = None, **options: Any) -> AsyncTaskDecorator: ...
+
+    @options_signature
+    def task(self, name: Union[str, Callable[..., Any], None] = None, **options: Any) -> Any:
+        """Register a task: ``@x.task``, ``@x.task()``, ``@x.task("name")``, ``@x.task(name=..., ...)``."""
+        return TaskRegistrar.task(self, name, **options)
+
+
 class TaskRegistry(TaskRegistrar):
     _tasks: ClassVar[dict[str, TaskExecSchema]] = {}
 
@@ -88,6 +181,27 @@ class TaskRegistry(TaskRegistrar):
     @classmethod
     def all_tasks(cls) -> dict[str, TaskExecSchema]:
         return dict(cls._tasks)
+
+
+class SharedTaskDecorator(Protocol):
+    # a coroutine function also matches the second form: the first match (AsyncTask) is meant
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> SyncTask[P, R]: ...
+
+
+@overload
+def shared_task(name: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
+
+
+@overload
+def shared_task(name: Callable[P, R], /) -> SyncTask[P, R]: ...
+
+
+@overload
+def shared_task(name: Optional[str] = None, *, awaiting: bool = False, **options: Any) -> SharedTaskDecorator: ...
 
 
 def shared_task(name: Union[str, Callable[..., Any], None] = None, *, awaiting: bool = False,

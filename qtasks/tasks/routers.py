@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtasks.tasks.objects import AsyncTask, BaseTask, SyncTask
-from qtasks.tasks.registry import TaskRegistrar
+from qtasks.tasks.objects import BaseTask
+from qtasks.tasks.registry import AsyncRegistrar, SyncRegistrar, TaskRegistrar
 from qtasks.tasks.spec import TaskExecSchema, TaskOptions
 
 
@@ -24,9 +24,9 @@ class BaseRouter(TaskRegistrar):
         return task
 
 
-class SyncRouter(BaseRouter):
-    _task_class = SyncTask
+class SyncRouter(SyncRegistrar, BaseRouter):
+    pass
 
 
-class AsyncRouter(BaseRouter):
-    _task_class = AsyncTask
+class AsyncRouter(AsyncRegistrar, BaseRouter):
+    pass

@@ -27,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 from uuid import UUID
 
 import anyio
@@ -101,6 +101,8 @@ class WorkerActor:
         self.on_tick = on_tick
         self.recycle = False
         """Set when a task's thread never came back: the process must end without joining it."""
+        self.registered = threading.Event()
+        """Set once a broker welcomed this actor (for whoever starts it in a thread)."""
         self.host = socket.gethostname()
         self.identity = f"{self.host}/{self.pid}/{os.urandom(3).hex()}".encode()
         self._replaces = replaces
@@ -199,6 +201,11 @@ class WorkerActor:
                 self._grace_scope.cancel()
         self._stop_requested.set()
 
+    def _on_loop(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` in this turn of the loop, after what is already scheduled."""
+        assert self._loop is not None
+        self._loop.call_soon(callback)
+
     def request_stop_threadsafe(self, now: bool = False) -> None:
         """:meth:`request_stop` from another thread or a signal handler."""
         loop = self._loop
@@ -262,7 +269,7 @@ class WorkerActor:
         never hear of messages already waiting.
         """
         assert self._socket is not None
-        sent = self._socket.send_multipart(encode(message))
+        sent = cast("asyncio.Future[Any]", self._socket.send_multipart(encode(message)))
         if not sent.done() or sent.exception() is not None:
             sent.add_done_callback(_report_send_failure)
 
@@ -311,6 +318,7 @@ class WorkerActor:
                 else:
                     log.info("registered with broker %s (boot %s)", self.url, message.boot_id.hex())
             self._registered = self._ever_registered = True
+            self.registered.set()
             self._boot_id = message.boot_id
             self._max_message_size = message.max_message_size
             if message.heartbeat_interval != self._interval:
@@ -363,7 +371,7 @@ class WorkerActor:
     def _report_step(self, delivery: Delivery, index: int, value: bytes) -> None:
         self._steps.append((delivery.envelope.uuid, delivery.attempt, index, value))
         if len(self._steps) == 1 and not self._outbox:
-            self._loop.call_soon(self._flush)
+            self._on_loop(self._flush)
 
     def _watch_thread(self, name: str, uuid: UUID, done: threading.Event) -> None:
         """A task's thread outlived its task (time limit, cancel): recycle this process if it
@@ -414,7 +422,7 @@ class WorkerActor:
         outbox = self._outbox
         outbox.append(outcome)
         if len(outbox) == 1:
-            self._loop.call_soon(self._flush)
+            self._on_loop(self._flush)
         elif len(outbox) >= self._flush_at:
             self._flush()  # free slots early, so the broker refills them while the rest run
 

@@ -59,7 +59,8 @@ class Worker:
         add_plugin(self.plugins, plugin, trigger_names)
 
     def serve(self, app: Any) -> ServedApp:
-        """The app as its worker processes see it."""
+        """The app as its worker processes see it (shared tasks declared by now included)."""
+        app._adopt_shared_tasks()
         def make_self(schema: TaskExecSchema, uuid: Any) -> Any:
             task = task_object(schema, None, app)
             task.ctx._update(task_uuid=uuid)

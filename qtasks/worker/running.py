@@ -56,6 +56,7 @@ RESULT_ROOM = 2048
 """Bytes of a RESULT frame a result must leave for the rest of its outcome."""
 
 StepSink = Callable[[Delivery, int, bytes], None]
+_OUTCOME_EVENTS: dict[str, str] = {Status.SUCCESS: "task_success", Status.CANCEL: "task_cancel"}
 ThreadWatch = Callable[[str, UUID, threading.Event], None]
 
 
@@ -133,7 +134,7 @@ class TaskRunner:
                 outcome = self._failed(delivery, None, exit_error)
         self._watch_abandoned_thread(name, uuid, executor)
         if self._events and schema is not None and task_broker is not None:
-            event = {Status.SUCCESS: "task_success", Status.CANCEL: "task_cancel"}.get(outcome.status, "task_error")
+            event = _OUTCOME_EVENTS.get(outcome.status, "task_error")
             await self._fire(event, schema, task_broker, model=outcome)
             await self._fire("task_stopping", schema, task_broker, model=outcome)
         return outcome

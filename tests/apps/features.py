@@ -151,9 +151,11 @@ def define(app: Any) -> None:
         touch(done)
 
     @app.task
-    def sync_cancellable(started, seconds):
+    def sync_cancellable(started, seconds, finished=None):
         touch(started)
         time.sleep(seconds)
+        if finished:
+            touch(finished)
         return "finished anyway"
 
     @app.task
