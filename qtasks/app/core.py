@@ -120,7 +120,7 @@ class BaseQueueTasks(TaskRegistrar):
     # ------------------------------------------------------------------ calls both faces share
 
     def _envelope(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
-                  priority: Optional[int]) -> TaskEnvelope:
+                  priority: Optional[int], uuid: Optional[UUID] = None) -> TaskEnvelope:
         if not isinstance(task_name, str) or not task_name:
             raise ValueError(f"a task name must be a non-empty string, got {task_name!r}")
         if priority is None:
@@ -129,12 +129,15 @@ class BaseQueueTasks(TaskRegistrar):
         elif isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
         limit = self.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
-        return TaskEnvelope(uuid_module.uuid4().bytes, task_name, self.name, priority, time.time(),
+        return TaskEnvelope((uuid or uuid_module.uuid4()).bytes, task_name, self.name, priority, time.time(),
                             pack_arguments(task_name, args, kwargs, limit), {})
 
     def _add_task_call(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
-                       priority: Optional[int], timeout: Optional[float]) -> PendingCall[Optional[Task[Any]]]:
-        envelope = self._envelope(task_name, args, kwargs, priority)
+                       priority: Optional[int], timeout: Optional[float],
+                       uuid: Optional[UUID] = None) -> PendingCall[Optional[Task[Any]]]:
+        """Submit one call; ``uuid`` (else a random one) names the task: the broker stores a uuid
+        once, so two submits of one uuid make one task (timers rely on it)."""
+        envelope = self._envelope(task_name, args, kwargs, priority, uuid)
         broker = self.broker
         if timeout is None:
             return PendingCall(broker, lambda b: b.submit([envelope]),
