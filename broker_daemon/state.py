@@ -11,6 +11,7 @@ broker, on the broker's thread, answering STATE messages from its socket::
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any, Callable
 
 from qtasks.protocol import pack_value, unpack_value
@@ -42,6 +43,7 @@ class StateActor:
             "incr": self._incr,
             "setdefault": self._setdefault,
             "pop": self._pop,
+            "scopes": self._scopes,
         }
 
     def apply(self, namespace: Namespace, op: str, packed_args: bytes) -> bytes:
@@ -108,6 +110,15 @@ class StateActor:
     def _pop(self, namespace: Namespace, key: Any, default: Any = None) -> Any:
         space = self.namespaces.get(namespace)
         return default if space is None else space.pop(_key(key), default)
+
+    def _scopes(self, namespace: Namespace, pattern: Any = "*") -> dict[str, dict[str, Any]]:
+        """Every scope of the namespace's class whose name matches ``pattern`` (shell-style), with
+        its values: global config groups are the scopes of one class."""
+        if not isinstance(pattern, str):
+            raise StateOpError(f"scopes takes a pattern string, got {type(pattern).__name__}")
+        app, state_class, _ = namespace
+        return {scope: dict(space) for (a, c, scope), space in self.namespaces.items()
+                if a == app and c == state_class and space and fnmatch.fnmatchcase(scope, pattern)}
 
     def stats(self) -> dict[str, int]:
         return {"namespaces": len(self.namespaces),

@@ -1,16 +1,20 @@
 """``qtasks`` / ``python -m qtasks``: serve an app's tasks with worker processes.
 
 Options go before the sub-command, as upstream: ``qtasks -A module:app run --processes 8``.
+``qtasks -A module:app stats inspect tasks json=true`` describes the app and its tasks;
+``web`` only says that there is no web view yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import inspect
 import os
+import re
 import sys
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from qtasks.exc import AppLoadError, NotABrokerError
 from qtasks.logs import level_argument
@@ -18,26 +22,96 @@ from qtasks.logs import level_argument
 
 def load_app(spec: str) -> Any:
     """The app named by ``module:attribute`` (the current directory is importable)."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise AppLoadError(f"-A expects module:attribute (e.g. -A app:app), got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AppLoadError(f"cannot import module {module_name!r} for -A {spec}: {exc}") from exc
-    try:
-        app = getattr(module, attribute)
-    except AttributeError:
-        raise AppLoadError(f"module {module_name!r} has no attribute {attribute!r} (from -A {spec})") from None
-    if inspect.isfunction(app):
-        app = app()
+    app = _load_attribute(spec, "-A", "app:app")
     from qtasks.base.qtasks import BaseQueueTasks
 
     if not isinstance(app, BaseQueueTasks):
         raise AppLoadError(f"-A {spec} is a {type(app).__name__}, not a QueueTasks app")
     return app
+
+
+def _load_attribute(spec: str, option: str, example: str) -> Any:
+    """The object named by ``module:attribute`` given to ``option`` (a plain function is called)."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise AppLoadError(f"{option} expects module:attribute (e.g. {option} {example}), got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AppLoadError(f"cannot import module {module_name!r} for {option} {spec}: {exc}") from exc
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
+        raise AppLoadError(f"module {module_name!r} has no attribute {attribute!r} (from {option} {spec})") from None
+    if inspect.isfunction(value):
+        value = value()
+    return value
+
+
+INSPECT_TARGETS = ("app", "tasks", "task")
+
+NO_WEB_VIEW = ("there is no web view yet: upstream's `web` starts the separate qtasks_webview package, "
+               "which this version does not run. To see an app's tasks: qtasks -A module:app stats inspect "
+               "tasks; for the broker's queues and workers: app.broker_stats()")
+
+
+def _inspect_argument(item: str) -> tuple[Optional[str], Any]:
+    """``k=v`` -> (k, v with true/false, integers and decimals converted); anything else -> (None, item)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.isidentifier():
+        return None, item
+    value: Any = text
+    if text.lower() in ("true", "false"):
+        value = text.lower() == "true"
+    elif re.fullmatch(r"[+-]?\d+", text):
+        value = int(text)
+    elif re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+)", text):
+        value = float(text)
+    return key, value
+
+
+def _stats(app: Any, args: argparse.Namespace) -> int:
+    """``stats [--stats-app module:stats] inspect TARGET [extra...]``: print what the target returns."""
+    if args.stats_app is None:
+        from qtasks.stats import SyncStats
+
+        stats: Any = SyncStats(app)
+    else:
+        try:
+            stats = _load_attribute(args.stats_app, "--stats-app", "app:stats")
+        except AppLoadError as exc:
+            print(f"qtasks: {exc}", file=sys.stderr)
+            return 2
+        if not callable(getattr(stats, "inspect", None)):
+            print(f"qtasks: --stats-app {args.stats_app} is a {type(stats).__name__}, "
+                  "not a stats object (SyncStats or AsyncStats)", file=sys.stderr)
+            return 2
+    inspection = stats.inspect()
+    if inspect.iscoroutine(inspection):  # AsyncStats
+        inspection = asyncio.run(inspection)
+    positional: list[Any] = []
+    keyword: dict[str, Any] = {}
+    for item in args.extra:
+        key, value = _inspect_argument(item)
+        if key is None:
+            positional.append(value)
+        else:
+            keyword[key] = value
+    method = getattr(inspection, args.target)
+    try:
+        inspect.signature(method).bind(*positional, **keyword)
+    except TypeError as exc:
+        print(f"qtasks: stats inspect {args.target}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        output = method(*positional, **keyword)
+    except KeyError as exc:  # task(name) of a task the app does not have
+        print(f"qtasks: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    print(output)
+    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -74,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", type=level_argument, default=None, metavar="LEVEL",
                      help="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case); default: "
                           "$QTASKS_LOG_LEVEL, else config.logs_default_level_server (INFO)")
+    commands.add_parser("web", help="there is no web view yet: says so and exits with code 2")
+    stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
+    stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
+                       help="a SyncStats/AsyncStats object to use (default: SyncStats of the app)")
+    stats_commands = stats.add_subparsers(dest="stats_command", metavar="inspect", required=True)
+    inspect_command = stats_commands.add_parser(
+        "inspect", help="print the app, all or some tasks, or one task",
+        description="qtasks -A app:app stats inspect tasks json=true; qtasks -A app:app stats inspect task add")
+    inspect_command.add_argument("target", choices=INSPECT_TARGETS,
+                                 help="what to describe: app, tasks (all, or the names given) or task NAME")
+    inspect_command.add_argument("extra", nargs="*", metavar="ARG",
+                                 help="arguments for the target: name=value is a keyword (true/false and "
+                                      "numbers converted, e.g. json=true), anything else positional")
     return parser
 
 
@@ -83,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "web":
+        print(f"qtasks: {NO_WEB_VIEW}", file=sys.stderr)
+        return 2
     if not args.app:
         parser.error("give the app with -A module:app before the sub-command, e.g. qtasks -A app:app run")
     try:
@@ -98,5 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (RuntimeError, ValueError, NotABrokerError) as exc:
             print(f"qtasks: {exc}", file=sys.stderr)
             return 2
+    if args.command == "stats":
+        return _stats(app, args)
     parser.error(f"unknown command {args.command!r}")
     return 2

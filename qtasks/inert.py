@@ -25,10 +25,9 @@ INERT: dict[str, str] = {
         "results are pushed to waiting clients, never polled",
     "QueueConfig.result_statuses_end":
         "a wait ends at success, error or cancel (a retry chain's last task)",
-    "run_forever(starter=)":
-        "the supervisor serves the app; a custom starter is not supported yet",
-    "run_forever(reset_config=False)":
-        "every component reads the app's config",
+    "add_plugin(component=\"storage\")":
+        "task records are kept by the broker daemon, which loads no app plugins; hook storage "
+        "operations with a storage of your own (qtasks-broker --storage module:factory)",
     "run_forever(loop=)":
         "the serving process runs no event loop of its own; each worker process runs one",
 }

@@ -56,20 +56,23 @@ class BaseState:
         return self._app
 
     def _call(self, op: str, *args: Any) -> PendingCall[Any]:
-        try:
-            packed = pack_value(list(args))
-        except Exception as exc:
-            culprit = next((a for a in args if not _packable(a)), args)
-            raise UnserializableArgumentError(f"{type(self).__qualname__}.{op}", "value", culprit,
-                                              str(exc)) from exc
-        broker = self._resolve_app().broker
-        namespace = self.namespace
-        return PendingCall(broker, lambda b: b.state(namespace, op, packed), unpack_value,
-                           broker.connect_timeout)
+        return state_call(self._resolve_app(), self.namespace, op, args, f"{type(self).__qualname__}.{op}")
 
     def __repr__(self) -> str:
         scope = f" scope={self._scope!r}" if self._scope else ""
         return f"<{type(self).__qualname__}{scope}>"
+
+
+def state_call(app: Any, namespace: tuple[str, str, str], op: str, args: tuple[Any, ...],
+               what: str) -> PendingCall[Any]:
+    """One operation on a namespace of the state actor, as a call both faces can make."""
+    try:
+        packed = pack_value(list(args))
+    except Exception as exc:
+        culprit = next((a for a in args if not _packable(a)), args)
+        raise UnserializableArgumentError(what, "value", culprit, str(exc)) from exc
+    broker = app.broker
+    return PendingCall(broker, lambda b: b.state(namespace, op, packed), unpack_value, broker.connect_timeout)
 
 
 def _packable(value: Any) -> bool:

@@ -146,7 +146,7 @@ def test_the_async_face_checks_the_brokers_limit_too(attack_url):
 # 4 ------------------------------------------------------------------------------------------
 
 
-def test_r27_orphaned_workers_begin_their_graceful_stop_together():
+def test_r27_orphaned_workers_begin_their_graceful_stop_together(tmp_path):
     with broker_process() as (url, _):
         supervisor = popen([sys.executable, "-m", "qtasks", "-A", ATTACK, "run", "--processes", "3",
                             "--concurrency", "2", "--grace", "3", "--broker", url])
@@ -156,8 +156,10 @@ def test_r27_orphaned_workers_begin_their_graceful_stop_together():
             pids = wait_for_workers(client, 3)
             # Given every slot of 3 worker processes running a long task
             for _ in range(6):
-                client.add_task("nap", 60)
-            wait_for(lambda: client.broker_stats()["in_flight"] == 6, 10, "six tasks to run")
+                client.add_task("hold", str(tmp_path), 60)
+            running = wait_for(lambda: (files := list(tmp_path.iterdir())) and len(files) == 6 and files, 10,
+                               "six tasks to run")
+            assert {int(f.name.split("-")[0]) for f in running} == pids
             # When the supervisor is killed outright
             os.kill(supervisor.pid, signal.SIGKILL)
             killed_at = time.monotonic()

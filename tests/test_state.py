@@ -48,6 +48,16 @@ def test_actor_operations():
     assert apply(actor, "clear") is None and apply(actor, "get_all") == {}
 
 
+def test_scopes_of_a_class_are_found_by_pattern():
+    actor = StateActor()
+    for scope, value in (("main", 1), ("main-eu", 2), ("backup", 3)):
+        apply(actor, "set", "status", value, namespace=("app", "GlobalConfig", scope))
+    apply(actor, "set", "status", 9, namespace=("other-app", "GlobalConfig", "main-x"))
+    assert apply(actor, "scopes", "main*", namespace=("app", "GlobalConfig", "")) == {
+        "main": {"status": 1}, "main-eu": {"status": 2}}
+    assert apply(actor, "scopes", "*", namespace=("app", "GlobalConfig", ""))["backup"] == {"status": 3}
+
+
 @pytest.mark.parametrize("op, args, needle", [
     ("explode", [], "unknown state operation 'explode'"),
     ("set", [1, "v"], "keys must be strings"),

@@ -1,4 +1,9 @@
-"""Where the broker keeps task records. Implementations: memory (default), and more to come."""
+"""Where the broker keeps task records. Implementations: memory (default), and more to come.
+
+A storage is a component (name, log, config, plugins): a user storage, loaded with
+``qtasks-broker --storage module:factory``, subclasses this (or the memory storage) and
+implements the methods below; the broker calls them on its one thread, one at a time.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ from abc import ABC, abstractmethod
 from typing import Iterable
 
 from broker_daemon.records import TaskRecord
+from qtasks.components import Component
 
 
-class Storage(ABC):
+class Storage(Component, ABC):
     @abstractmethod
     def add_many(self, records: Iterable[TaskRecord]) -> None:
         """Store new records."""

@@ -9,7 +9,8 @@ from broker_daemon.storage.base import Storage
 
 
 class MemoryStorage(Storage):
-    def __init__(self) -> None:
+    def __init__(self, name: str = "memory") -> None:
+        super().__init__(name)
         self._records: dict[bytes, TaskRecord] = {}
 
     def add_many(self, records: Iterable[TaskRecord]) -> None:

@@ -10,6 +10,7 @@ from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
 from qtasks.events import AsyncEvents
 from qtasks.exc import BrokerUnavailableError
 from qtasks.inert import warn_inert
+from qtasks.plugins.triggers import fire
 from qtasks.tasks.record import Task
 from qtasks.tasks.registry import AsyncRegistrar
 
@@ -78,4 +79,7 @@ class QueueTasks(AsyncRegistrar, BaseQueueTasks):
         self._run_forever(num_workers, starter=starter, reset_config=reset_config)
 
     async def stop(self) -> None:
+        """Stop serving (what ``run_forever`` started in this process)."""
+        if self.plugins:
+            await fire(self.plugins, "qtasks_stop", qtasks=self, starter=self.starter)
         self._stop()

@@ -22,6 +22,7 @@ from uuid import UUID
 import multiprocess
 
 from qtasks.brokers import BaseBroker, ZmqBroker
+from qtasks.configs.global_config import global_config_for
 from qtasks.client.calls import PendingCall
 from qtasks.client.convert import new_task, task_from_snapshot
 from qtasks.configs import QueueConfig
@@ -38,6 +39,9 @@ from qtasks.tasks.routers import BaseRouter
 from qtasks.tasks.spec import TaskExecSchema
 from qtasks.urls import check_url
 from qtasks.version import __version__
+from qtasks.plugins.base import BasePlugin, run_to_end
+from qtasks.plugins.triggers import Plugins, add_plugin, fire_sync
+from qtasks.storages.remote import RemoteStorage
 from qtasks.worker.component import Worker
 
 TaskCall = Union[BaseTaskCls[Any], tuple[str, Sequence[Any], dict[str, Any]]]
@@ -63,12 +67,18 @@ class BaseQueueTasks(TaskRegistrar):
         self.log = (log.with_subname("QueueTasks") if log is not None else
                     Logger(name, "QueueTasks", self.config.logs_default_level_server,
                            self.config.logs_format))
-        self.broker = broker if broker is not None else ZmqBroker(
-            broker_url, connect_timeout=self.config.broker_connect_timeout)
-        self.worker = worker if worker is not None else Worker(name)
         self.events = events if events is not None else self._events_class()
+        """One events object for the app and every component it builds (upstream split them)."""
+        component: dict[str, Any] = dict(log=self.log, config=self.config, events=self.events)
+        self.broker = broker if broker is not None else ZmqBroker(name, broker_url, **component)
+        self.worker = worker if worker is not None else Worker(name, self.broker, **component)
+        self.global_config = global_config_for(self, self._method)
+        if getattr(self.broker, "storage", None) is None:
+            self.broker.storage = RemoteStorage(name, self.global_config, **component)
         self.starter: Any = None
         self.routers: list[Any] = []
+        self.plugins: Plugins = {}
+        """The app's own plugins: the ``qtasks_*`` and ``starter_*`` triggers."""
         self.tasks: dict[str, TaskExecSchema] = self.worker._tasks
         self.waiter = _AppWaiter(self)
         """How the ``Task`` records this app returns wait for themselves."""
@@ -76,6 +86,33 @@ class BaseQueueTasks(TaskRegistrar):
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__name__} {self.name!r} at {self.broker.url}>"
+
+    @property
+    def storage(self) -> Any:
+        """The broker daemon's storage as this app sees it (``app.broker.storage``)."""
+        return getattr(self.broker, "storage", None)
+
+    def add_plugin(self, plugin: BasePlugin, trigger_names: Optional[Iterable[str]] = None,
+                   component: Optional[str] = None) -> None:
+        """Register ``plugin`` for ``trigger_names`` (None: every trigger) on the app, or on one of its
+        components: ``"worker"``, ``"broker"``, ``"storage"``, ``"global_config"``."""
+        if component is None:
+            add_plugin(self.plugins, plugin, trigger_names)
+            return
+        target = {"worker": self.worker, "broker": self.broker, "storage": self.storage,
+                  "global_config": self.global_config}.get(component)
+        if target is None:
+            raise KeyError(f"Unable to get component {component}! Use worker, broker, storage or global_config")
+        if component == "storage":
+            warn_inert("add_plugin(component=\"storage\")")
+        target.add_plugin(plugin, trigger_names)
+
+    def update_config(self, config: QueueConfig) -> None:
+        """Use ``config`` here and in every component (worker processes started later see it too)."""
+        self.config = config
+        for component in (self.broker, self.worker, self.storage, self.global_config):
+            if component is not None and hasattr(component, "update_config"):
+                component.update_config(config)
 
     # ------------------------------------------------------------------ registration
 
@@ -223,31 +260,26 @@ class BaseQueueTasks(TaskRegistrar):
 
     def _serve(self, processes: int, *, concurrency: Optional[int] = None,
                broker_url: Optional[str] = None, grace: Optional[float] = None,
-               log_level: Union[str, int, None] = None) -> int:
+               log_level: Union[str, int, None] = None, starter: Any = None, reset_config: bool = True) -> int:
         """Run ``processes`` worker processes (and a broker, if none listens); blocks until stopped.
 
         Every client call the app makes while serving (in its tasks, its event handlers)
         goes to the broker it serves."""
         from qtasks.worker.supervisor import Supervisor
 
-        self.starter = Supervisor(
-            self,
-            processes=processes,
-            url=check_url(broker_url) if broker_url else self.broker.url,
-            concurrency=concurrency or self.config.max_tasks_process,
-            grace=self.config.shutdown_grace if grace is None else grace,
-            log_level=configured_level(log_level, self.config.logs_default_level_server),
-        )
+        if starter is None:
+            starter = Supervisor(self, url=check_url(broker_url) if broker_url else None, concurrency=concurrency,
+                                 grace=grace,
+                                 log_level=configured_level(log_level, self.config.logs_default_level_server))
+        elif getattr(starter, "app", None) is None:
+            starter.app = self
+        self.starter = starter
         set_current_app(self)
-        code: int = self.starter.run()
-        return code
+        code = run_to_end(starter.start(num_workers=processes, reset_config=reset_config, plugins=self.plugins))
+        return code if isinstance(code, int) else 0
 
     def _run_forever(self, num_workers: int, *, starter: Any, reset_config: bool) -> None:
-        if starter is not None:
-            warn_inert("run_forever(starter=)")
-        if not reset_config:
-            warn_inert("run_forever(reset_config=False)")
-        code = self._serve(num_workers)
+        code = self._serve(num_workers, starter=starter, reset_config=reset_config)
         if code:
             raise SystemExit(code)
 

@@ -9,6 +9,7 @@ from uuid import UUID
 from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
 from qtasks.events import SyncEvents
 from qtasks.exc import BrokerUnavailableError
+from qtasks.plugins.triggers import fire_sync
 from qtasks.tasks.record import Task
 from qtasks.tasks.registry import SyncRegistrar
 
@@ -78,4 +79,7 @@ class QueueTasks(SyncRegistrar, BaseQueueTasks):
         self._run_forever(num_workers, starter=starter, reset_config=reset_config)
 
     def stop(self) -> None:
+        """Stop serving (what ``run_forever`` started in this process)."""
+        if self.plugins:
+            fire_sync(self.plugins, "qtasks_stop", qtasks=self, starter=self.starter)
         self._stop()

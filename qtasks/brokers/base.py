@@ -1,7 +1,9 @@
-"""The broker as an app sees it: something that takes envelopes and answers about tasks.
+"""The broker component: the app's side of the broker, which takes envelopes and answers about tasks.
 
-Every method returns a ``concurrent.futures.Future`` so one implementation serves
-the sync and the async face alike. Replace it to put another transport under the API.
+Every request method returns a ``concurrent.futures.Future`` so one implementation
+serves the sync and the async face alike. Replace it to put another transport under the
+API, or subclass the default (``ZmqBroker``) to watch or change what goes through.
+``start``/``stop`` run in the serving process when serving starts and stops.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from typing import Any, Callable, Protocol
 
+from qtasks.components import Component
 from qtasks.protocol import TaskEnvelope, TaskSnapshot
 
 
@@ -33,9 +36,11 @@ class Requests(Protocol):
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]: ...
 
 
-class BaseBroker(ABC):
+class BaseBroker(Component, ABC):
     url: str
     connect_timeout: float
+    storage: Any
+    """Where the records are kept: the broker daemon's storage, as the app sees it."""
 
     @abstractmethod
     def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
@@ -85,6 +90,12 @@ class BaseBroker(ABC):
         then runs the I/O itself until its future is done.
         """
         return self
+
+    def start(self, worker: Any = None) -> None:
+        """Serving starts (in the serving process)."""
+
+    def stop(self) -> None:
+        """Serving stops (in the serving process)."""
 
     def close(self) -> None:
         """Release connections; safe to call more than once."""

@@ -20,9 +20,13 @@ class ZmqBroker(BaseBroker):
     built before ``fork`` opens a fresh connection in each child, never sharing sockets.
     """
 
-    def __init__(self, url: str | None = None, *, connect_timeout: float = 5.0) -> None:
+    def __init__(self, name: str | None = None, url: str | None = None, storage: Any = None,
+                 log: Any = None, config: Any = None, events: Any = None, *,
+                 connect_timeout: float | None = None) -> None:
+        super().__init__(name, log, config, events)
         self.url = resolve_broker_url(url)
-        self.connect_timeout = connect_timeout
+        self.storage = storage
+        self.connect_timeout = self.config.broker_connect_timeout if connect_timeout is None else connect_timeout
         self._connection: ThreadChannel | None = None
         self._opening = threading.Lock()
         self._own = threading.local()

@@ -9,6 +9,7 @@ the component may use instead of its own (``args``/``kw`` for the argument trigg
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any, Callable, Optional
 
@@ -39,3 +40,10 @@ class BasePlugin:
 
 async def maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
+
+
+def run_to_end(value: Any) -> Any:
+    """``value``, or what it gives when awaited, for code without an event loop (the supervisor)."""
+    if inspect.iscoroutine(value):
+        return asyncio.run(value)
+    return value

@@ -61,6 +61,11 @@ def all_plugins(*dicts: Plugins) -> list[BasePlugin]:
     return list(seen.values())
 
 
+def listened(plugins: Plugins, name: str) -> bool:
+    """Whether any plugin would get trigger ``name`` (cheap: check before building its arguments)."""
+    return bool(plugins.get(name) or plugins.get(GLOBALS))
+
+
 def targets(plugins: Plugins, name: str) -> list[BasePlugin]:
     specific = plugins.get(name)
     everywhere = plugins.get(GLOBALS)

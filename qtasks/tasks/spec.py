@@ -106,3 +106,5 @@ class TaskPrioritySchema:
     updated_at: float = 0.0
     attempt: int = field(default=1, compare=False)
     """Which delivery of the task this is (1 = first)."""
+    retry: Optional[int] = field(default=None, compare=False)
+    """Runs left in the task's retry chain, when it is a retry (upstream's record ``retry``)."""

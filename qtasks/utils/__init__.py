@@ -6,6 +6,7 @@ from typing import Any
 
 from qtasks.tasks.chains import AsyncTaskUtils
 from qtasks.tasks.registry import shared_task
+from qtasks.utils.builds import _build_task
 
 
 def get_app() -> Any:
@@ -15,4 +16,4 @@ def get_app() -> Any:
     return _state.app_main
 
 
-__all__ = ["AsyncTaskUtils", "get_app", "shared_task"]
+__all__ = ["AsyncTaskUtils", "_build_task", "get_app", "shared_task"]

@@ -174,12 +174,14 @@ class WorkerActor:
                 log.info("worker process %d serving %r for %s with %d slots",
                          self.pid, self.served.name, self.url, self.concurrency)
                 await self._start_plugins()
+                await maybe_await(self.served.worker.start(self.index))
                 await self.served.events.fire_async("worker_running", worker=self.served.worker,
                                                     number=self.index)
                 await self._stop_requested.wait()
                 await self._drain()
                 await self.served.events.fire_async("worker_stopping", worker=self.served.worker,
                                                     number=self.index)
+                await maybe_await(self.served.worker.stop())
                 tg.cancel_scope.cancel()
         finally:
             sock.close()

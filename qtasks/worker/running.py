@@ -15,10 +15,12 @@ happened into the outcome the worker reports::
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import threading
 import time
 import traceback
+from dataclasses import replace
 from typing import Any, Callable, Optional
 from uuid import UUID
 
@@ -28,8 +30,8 @@ from qtasks.client.lending import current_lender
 from qtasks.enums import TaskStatusEnum as Status
 from qtasks.exc import (
     MessageTooLargeError,
-    Retry,
     TaskCancelError,
+    TaskPluginTriggerError,
     TaskExitError,
     UnknownTaskError,
     UnserializableResultError,
@@ -41,6 +43,16 @@ from qtasks.protocol import (
     pack_result,
     pack_value,
     unpack_arguments,
+    unpack_value,
+)
+from qtasks.plugins.base import maybe_await
+from qtasks.plugins.triggers import fire, listened
+from qtasks.schemas.task_status import (
+    TaskStatusCancelSchema,
+    TaskStatusErrorSchema,
+    TaskStatusProcessSchema,
+    TaskStatusSuccessSchema,
+    extra_fields,
 )
 from qtasks.tasks.spec import TaskExecSchema, TaskPrioritySchema
 from qtasks.worker.component import ServedApp
@@ -49,8 +61,6 @@ from qtasks.worker.lending import SlotLender
 log = logging.getLogger("qtasks.worker")
 
 TASK_EVENTS = ("task_running", "task_success", "task_error", "task_cancel", "task_stopping")
-DEFAULT_RETRY_BUDGET = 3
-"""Retries a task without ``retry=`` gets when it raises ``Retry``."""
 
 RESULT_ROOM = 2048
 """Bytes of a RESULT frame a result must leave for the rest of its outcome."""
@@ -85,6 +95,8 @@ class TaskRunner:
         self.report_step = report_step
         self.watch_thread = watch_thread
         self.lender = lender
+        self._plugins = served.plugins
+        """The worker's plugins (worker_* triggers fire here, in the worker process)."""
         events = served.events
         self._events = {e for e in TASK_EVENTS if events is not None and events.has_handlers(e)}
         """Task events with handlers (registered when the app module was imported)."""
@@ -97,13 +109,15 @@ class TaskRunner:
         schema = self.served.lookup(name)
         task_broker: Optional[TaskPrioritySchema] = None
         executor: Any = None
+        extra: dict[str, Any] = {}
         try:
             if schema is None:
                 known = self.served.task_names()
                 raise UnknownTaskError(name, known, difflib.get_close_matches(name, known, n=3))
             args, kwargs = unpack_arguments(envelope.payload)
-            task_broker = TaskPrioritySchema(envelope.priority, uuid, name, args, kwargs,
-                                             envelope.created_at, time.time(), delivery.attempt)
+            task_broker = TaskPrioritySchema(envelope.priority, uuid, name, args, kwargs, envelope.created_at,
+                                             time.time(), delivery.attempt, envelope.metadata.get("retry"))
+            schema, task_broker, extra = await self._before(schema, task_broker)
             executor = (schema.executor or self.served.executor_class)(
                 task_func=schema, task_broker=task_broker, log=log, plugins=self.served.plugins)
             executor.runtime = self.served.runtime
@@ -126,18 +140,67 @@ class TaskRunner:
         except TaskCancelError as exc:
             outcome = self._cancelled(delivery, str(exc) or f"{name}.cancel")
         except Exception as exc:
-            outcome = self._failed(delivery, schema, exc)
+            outcome = await self._failed(delivery, schema, task_broker, exc)
         except (SystemExit, KeyboardInterrupt) as exc:  # raised by the task's code: it ends, not the process
             try:
                 raise TaskExitError(name, exc) from exc
             except TaskExitError as exit_error:
-                outcome = self._failed(delivery, None, exit_error)
+                outcome = await self._failed(delivery, None, None, exit_error)
         self._watch_abandoned_thread(name, uuid, executor)
-        if self._events and schema is not None and task_broker is not None:
-            event = _OUTCOME_EVENTS.get(outcome.status, "task_error")
-            await self._fire(event, schema, task_broker, model=outcome)
-            await self._fire("task_stopping", schema, task_broker, model=outcome)
+        if schema is not None and task_broker is not None:
+            extra.update(await self._after(schema, task_broker, outcome))
+            if extra:
+                outcome = TaskOutcome(outcome.uuid, outcome.attempt, outcome.status, outcome.returning,
+                                      outcome.traceback, outcome.finished_at, {**outcome.extra, **extra})
+            if self._events:
+                event = _OUTCOME_EVENTS.get(outcome.status, "task_error")
+                await self._fire(event, schema, task_broker, model=outcome)
+                await self._fire("task_stopping", schema, task_broker, model=outcome)
         return outcome
+
+    async def _before(self, schema: TaskExecSchema, task_broker: TaskPrioritySchema
+                      ) -> tuple[TaskExecSchema, TaskPrioritySchema, dict[str, Any]]:
+        """The worker triggers before a run: plugins may change the task, its delivery (arguments
+        included) and add fields to its record. A failing plugin fails the task."""
+        served, worker, plugins = self.served, self.served.worker, self._plugins
+        answer: dict[str, Any] = {}
+        if listened(served.broker.plugins, "broker_add_worker"):
+            answer = await fire(served.broker.plugins, "broker_add_worker", strict=True, broker=served.broker,
+                                worker=worker, task_name=task_broker.name, uuid=task_broker.uuid,
+                                priority=task_broker.priority, args=task_broker.args, kw=task_broker.kwargs,
+                                created_at=task_broker.created_at)
+        answer.update(await maybe_await(worker.add(task_broker.name, task_broker.uuid, task_broker.priority,
+                                                   task_broker.created_at, answer.get("args", task_broker.args),
+                                                   answer.get("kw", task_broker.kwargs))) or {})
+        if "args" in answer or "kw" in answer or "priority" in answer:
+            task_broker = replace(task_broker, args=list(answer.get("args", task_broker.args)),
+                                  kwargs=dict(answer.get("kw", task_broker.kwargs)),
+                                  priority=answer.get("priority", task_broker.priority))
+        if listened(plugins, "worker_run_task_before"):
+            answer = await fire(plugins, "worker_run_task_before", strict=True, worker=worker,
+                                task_func=schema, task_broker=task_broker)
+            schema, task_broker = answer.get("task_func", schema), answer.get("task_broker", task_broker)
+        if not listened(plugins, "worker_execute_before"):
+            return schema, task_broker, {}
+        process = TaskStatusProcessSchema(task_name=schema.name, priority=task_broker.priority,
+                                          args=task_broker.args, kwargs=task_broker.kwargs,
+                                          created_at=task_broker.created_at)
+        answer = await fire(plugins, "worker_execute_before", strict=True, worker=worker,
+                            task_broker=task_broker, task_func=schema, model=process)
+        return schema, task_broker, extra_fields(answer.get("model", process), type(process))
+
+    async def _after(self, schema: TaskExecSchema, task_broker: TaskPrioritySchema,
+                     outcome: TaskOutcome) -> dict[str, Any]:
+        """The worker triggers after a run: plugins may add fields to the record (errors are logged)."""
+        plugins = self._plugins
+        if not (listened(plugins, "worker_remove_finished_task") or listened(plugins, "worker_execute_after")):
+            return {}
+        model = _record_model(schema, task_broker, outcome)
+        answer = await fire(plugins, "worker_remove_finished_task", worker=self.served.worker,
+                            broker=self.served.broker, task_func=schema, task_broker=task_broker, model=model)
+        final = answer.get("model", model)
+        await fire(plugins, "worker_execute_after", task_func=schema, task_broker=task_broker, model=final)
+        return extra_fields(final, type(model))
 
     def _pack(self, schema: TaskExecSchema, result: Any) -> bytes:
         try:
@@ -159,21 +222,24 @@ class TaskRunner:
         return TaskOutcome(delivery.envelope.uuid, delivery.attempt, Status.CANCEL, None, None, time.time(),
                            {"cancel_reason": reason})
 
-    def _failed(self, delivery: Delivery, schema: Optional[TaskExecSchema], exc: Exception) -> TaskOutcome:
+    async def _failed(self, delivery: Delivery, schema: Optional[TaskExecSchema],
+                      task_broker: Optional[TaskPrioritySchema], exc: Exception) -> TaskOutcome:
         envelope = delivery.envelope
         name, uuid = envelope.task_name, UUID(bytes=envelope.uuid)
         text = ("".join(traceback.format_exception_only(exc)) if isinstance(exc, UnknownTaskError)
                 else traceback.format_exc())
         extra: dict[str, Any] = {}
-        retry = _retry_plan(schema, envelope.metadata, exc) if schema is not None else None
-        if retry is not None:
-            remaining, delay = retry
-            if remaining > 0:
-                log.warning("task %s %s failed (%s: %s); retrying, %d run(s) left%s", name, uuid,
-                            type(exc).__name__, exc, remaining, f" in {delay:g} s" if delay else "")
-                return TaskOutcome(envelope.uuid, delivery.attempt, Status.RETRY, None, text, time.time(),
-                                   {"retry": remaining, "retry_delay": delay})
-            extra["retry"] = 0
+        if schema is not None and task_broker is not None and not isinstance(exc, TaskPluginTriggerError):
+            plan = await fire(self._plugins, "worker_task_error_retry", broker=self.served.broker,
+                              task_func=schema, task_broker=task_broker, trace=text, exc=exc)
+            remaining, delay = plan.get("retry"), float(plan.get("delay") or 0.0)
+            if isinstance(remaining, int) and not isinstance(remaining, bool):
+                if remaining > 0:
+                    log.warning("task %s %s failed (%s: %s); retrying, %d run(s) left%s", name, uuid,
+                                type(exc).__name__, exc, remaining, f" in {delay:g} s" if delay else "")
+                    return TaskOutcome(envelope.uuid, delivery.attempt, Status.RETRY, None, text, time.time(),
+                                       {"retry": remaining, "retry_delay": delay})
+                extra["retry"] = 0
         log.error("task %s %s failed: %s: %s", name, uuid, type(exc).__name__, exc)
         return TaskOutcome(envelope.uuid, delivery.attempt, Status.ERROR, None, text, time.time(), extra)
 
@@ -190,22 +256,17 @@ class TaskRunner:
                                                 task_broker=task_broker, **extra)
 
 
-def _retry_plan(schema: TaskExecSchema, metadata: dict[str, Any], exc: Exception) -> Optional[tuple[int, float]]:
-    """(runs left before this failure, delay) when ``exc`` calls for a retry; None when it does not.
-
-    ``Retry`` always asks; another exception asks when the task has ``retry=`` and
-    ``retry_on_exc`` is unset or holds a class ``exc`` is an instance of.
-    """
-    if isinstance(exc, Retry):
-        budget, delay = (schema.retry if schema.retry is not None else DEFAULT_RETRY_BUDGET), exc.delay
-    elif schema.retry and (schema.retry_on_exc is None or isinstance(exc, tuple(schema.retry_on_exc))):
-        budget, delay = schema.retry, 0.0
-    else:
-        return None
-    remaining = metadata.get("retry", budget)
-    if isinstance(remaining, bool) or not isinstance(remaining, int):
-        remaining = budget
-    return remaining, float(delay)
+def _record_model(schema: TaskExecSchema, task_broker: TaskPrioritySchema, outcome: TaskOutcome) -> Any:
+    """The finished task as upstream's plugins see a record."""
+    common: dict[str, Any] = dict(task_name=schema.name, priority=task_broker.priority, args=task_broker.args,
+                                  kwargs=task_broker.kwargs, created_at=task_broker.created_at,
+                                  updated_at=outcome.finished_at)
+    if outcome.status == Status.SUCCESS:
+        returning = "" if outcome.returning is None else json.dumps(unpack_value(outcome.returning), default=str)
+        return TaskStatusSuccessSchema(**common, returning=returning)
+    if outcome.status == Status.CANCEL:
+        return TaskStatusCancelSchema(**common, cancel_reason=str(outcome.extra.get("cancel_reason", "")))
+    return TaskStatusErrorSchema(**common, traceback=outcome.traceback or "")
 
 
 def _pack_step(value: Any) -> bytes:

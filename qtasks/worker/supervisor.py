@@ -33,7 +33,10 @@ from multiprocess.connection import wait as wait_for
 
 from qtasks.exc import NotABrokerError
 from qtasks.logs import configure_process_logging
+from qtasks.plugins.base import BasePlugin, run_to_end
+from qtasks.plugins.triggers import Plugins, all_plugins, fire_sync
 from qtasks.urls import NOTHING, STRANGER, probe
+from qtasks.worker.base import BaseStarter
 from qtasks.worker.process import LIVENESS_RECORD
 from qtasks.worker.signals import start_with_stop_signals_blocked, stop_when_parent_dies, unblock_stop_signals
 
@@ -100,30 +103,63 @@ class _Slot:
         self.silent_deadline = None
 
 
-class Supervisor:
-    def __init__(self, app: Any, *, processes: int, url: str, concurrency: int, grace: float,
-                 log_level: int = logging.INFO) -> None:
-        if processes < 1:
+class Supervisor(BaseStarter):
+    """The default starter (``qtasks.starters.SyncStarter``/``AsyncStarter``).
+
+    Options left None come from the app when serving starts: ``processes`` from
+    ``num_workers``, ``url`` from the app's broker, ``concurrency`` from
+    ``config.max_tasks_process``, ``grace`` from ``config.shutdown_grace``.
+    """
+
+    def __init__(self, app: Any = None, *, processes: Optional[int] = None, url: Optional[str] = None,
+                 concurrency: Optional[int] = None, grace: Optional[float] = None,
+                 log_level: Optional[int] = None, name: Optional[str] = None, broker: Any = None,
+                 worker: Any = None, log: Any = None, config: Any = None, events: Any = None) -> None:
+        super().__init__(name or getattr(app, "name", None), broker, worker, log, config, events)
+        if processes is not None and processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
         self.app = app
-        self.log_level = log_level
         self.processes = processes
         self.url = url
         self.concurrency = concurrency
         self.grace = grace
+        self.log_level = log_level
         self.broker_process: Any = None
         self._context = multiprocess.get_context("fork")
-        self._slots = [_Slot(i) for i in range(processes)]
+        self._slots: list[_Slot] = []
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._stop_requests = 0
 
     # ------------------------------------------------------------------ public
 
-    def run(self) -> int:
-        """Serve until asked to stop; returns the exit code (0 = every worker stopped cleanly)."""
+    def start(self, num_workers: int = 4, reset_config: bool = True, plugins: Any = None) -> int:
+        """Serve the app with ``num_workers`` worker processes until asked to stop; returns the exit
+        code (0 = every worker stopped cleanly)."""
+        app = self.app
+        if app is None:
+            raise RuntimeError("a starter serves an app: start it with app.run_forever(starter=...)")
+        config = app.config
+        self.broker, self.worker = self.broker or app.broker, self.worker or app.worker
+        self.events = self.events or app.events
+        self.processes = self.processes or num_workers
+        if self.processes < 1:
+            raise ValueError(f"processes must be at least 1, got {self.processes}")
+        self.url = self.url or app.broker.url
+        self.concurrency = self.concurrency or config.max_tasks_process
+        self.grace = config.shutdown_grace if self.grace is None else self.grace
+        self.log_level = config.logs_default_level_server if self.log_level is None else self.log_level
+        if reset_config:
+            self.update_configs(config)
+        self._slots = [_Slot(i) for i in range(self.processes)]
+        return self.run(plugins or {})
+
+    def run(self, plugins: Plugins) -> int:
+        assert self.url is not None and self.log_level is not None, "start() fills these in"
         configure_process_logging(self.log_level)
         restore = self._install_signal_handlers()
+        app, events = self.app, self.events
+        every = all_plugins(app.plugins, plugins, self.plugins, app.broker.plugins, app.global_config.plugins)
         try:
             found, detail = probe(self.url)
             if found == NOTHING:
@@ -132,18 +168,30 @@ class Supervisor:
                 raise NotABrokerError(self.url, detail)
             else:
                 log.info("connecting %d worker process(es) to the broker at %s", self.processes, self.url)
-            self.app.broker.use_url(self.url)  # the app's own calls, here and in every worker, go there too
-            events = self.app.events
-            events.fire_sync("starting", starter=self, worker=self.app.worker, broker=self.app.broker)
+            app.broker.use_url(self.url)  # the app's own calls, here and in every worker, go there too
+            self._fire("starter_start", plugins)
+            _each(every, "start")
+            events.fire_sync("starting", starter=self, worker=self.worker, broker=self.broker)
+            run_to_end(self.broker.start(self.worker))
+            run_to_end(app.global_config.start())
             for slot in self._slots:
                 self._start_worker(slot)
             self._supervise()
             code = self._shutdown()
-            events.fire_sync("stopping", starter=self, worker=self.app.worker, broker=self.app.broker)
+            self._fire("starter_stop", plugins)
+            run_to_end(self.broker.stop())
+            run_to_end(app.global_config.stop())
+            events.fire_sync("stopping", starter=self, worker=self.worker, broker=self.broker)
+            _each(every, "stop")
             return code
         finally:
             self._stop_broker()
             restore()
+
+    def _fire(self, trigger: str, plugins: Plugins) -> None:
+        for found in (self.app.plugins, plugins, self.plugins):
+            if found:
+                fire_sync(found, trigger, starter=self)
 
     def stop(self) -> None:
         """Ask for a graceful stop (a second call makes it a hard one). Thread- and signal-safe."""
@@ -290,7 +338,7 @@ class Supervisor:
         forwarded = self._stop_requests
         for process in live:
             _signal(process, signal.SIGTERM)
-        deadline = time.monotonic() + self.grace + STOP_MARGIN
+        deadline = time.monotonic() + (self.grace or 0.0) + STOP_MARGIN
         while True:
             running = [p for p in live if p.is_alive()]  # one check: a later exit still wakes the wait
             remaining = deadline - time.monotonic()
@@ -328,6 +376,15 @@ class Supervisor:
                 signal.signal(signum, handler)
 
         return restore
+
+
+def _each(plugins: list[BasePlugin], method: str) -> None:
+    """``start()`` or ``stop()`` every plugin once; a failing one is logged, the rest carry on."""
+    for plugin in plugins if method == "start" else reversed(plugins):
+        try:
+            run_to_end(getattr(plugin, method)())
+        except Exception:
+            log.exception("plugin %s failed to %s", plugin.name, method)
 
 
 def _signal(process: Any, signum: int) -> None:

@@ -81,6 +81,13 @@ async def nap(seconds, value=None):
 
 
 @app.task
+async def hold(directory, seconds):
+    """Touch a file of its own in ``directory`` once running (so a test knows), then sleep."""
+    Path(directory, f"{os.getpid()}-{os.urandom(4).hex()}").touch()
+    await anyio.sleep(seconds)
+
+
+@app.task
 async def block_loop(seconds, marker):
     """Blocks the worker's event loop: heartbeats from the loop stop while it sleeps."""
     with open(marker, "a") as handle:

@@ -1,3 +1,4 @@
+from qtasks.plugins.states.plugin import AsyncStatePlugin, SyncStatePlugin
 from qtasks.state import AsyncState, SyncState
 
-__all__ = ["AsyncState", "SyncState"]
+__all__ = ["AsyncState", "AsyncStatePlugin", "SyncState", "SyncStatePlugin"]

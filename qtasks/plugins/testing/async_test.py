@@ -1,0 +1,3 @@
+from qtasks.plugins.testing import AsyncTestPlugin
+
+__all__ = ["AsyncTestPlugin"]

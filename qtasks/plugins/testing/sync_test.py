@@ -1,0 +1,3 @@
+from qtasks.plugins.testing import SyncTestPlugin
+
+__all__ = ["SyncTestPlugin"]

@@ -1,0 +1,3 @@
+from qtasks.worker.base import BaseStarter
+
+__all__ = ["BaseStarter"]

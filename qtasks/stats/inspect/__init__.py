@@ -1,0 +1,4 @@
+from qtasks.stats.inspect.base import UtilsInspectStats
+from qtasks.stats.inspect.inspect import InspectStats
+
+__all__ = ["InspectStats", "UtilsInspectStats"]

@@ -1,0 +1,3 @@
+from qtasks.worker.base import BaseWorker
+
+__all__ = ["BaseWorker"]
