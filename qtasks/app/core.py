@@ -22,16 +22,19 @@ from uuid import UUID
 import multiprocess
 
 from qtasks.brokers import BaseBroker, ZmqBroker
-from qtasks.configs.global_config import global_config_for
 from qtasks.client.calls import PendingCall
 from qtasks.client.convert import new_task, task_from_snapshot
 from qtasks.configs import QueueConfig
+from qtasks.configs.global_config import global_config_for
 from qtasks.current import set_current_app
 from qtasks.events import BaseEvents
 from qtasks.exc import InvalidTaskIdError, QTasksError
 from qtasks.inert import warn_inert
 from qtasks.logs import Logger, configured_level
+from qtasks.plugins.base import BasePlugin, run_to_end
+from qtasks.plugins.triggers import Plugins, add_plugin
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
+from qtasks.storages.remote import RemoteStorage
 from qtasks.tasks.objects import BaseTaskCls
 from qtasks.tasks.record import Task
 from qtasks.tasks.registry import TaskRegistrar, TaskRegistry
@@ -39,9 +42,6 @@ from qtasks.tasks.routers import BaseRouter
 from qtasks.tasks.spec import TaskExecSchema
 from qtasks.urls import check_url
 from qtasks.version import __version__
-from qtasks.plugins.base import BasePlugin, run_to_end
-from qtasks.plugins.triggers import Plugins, add_plugin, fire_sync
-from qtasks.storages.remote import RemoteStorage
 from qtasks.worker.component import Worker
 
 TaskCall = Union[BaseTaskCls[Any], tuple[str, Sequence[Any], dict[str, Any]]]

@@ -34,7 +34,11 @@ _LAZY = {
 }
 _GRPC = ("AsyncgRPCPlugin", "SyncgRPCPlugin")
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "AsyncDependsPlugin", "AsyncPydanticWrapperPlugin", "AsyncRetryPlugin", "AsyncState", "AsyncStatePlugin",
+    "AsyncTestPlugin", "Depends", "ScopeEnum", "SyncDependsPlugin", "SyncPydanticWrapperPlugin", "SyncRetryPlugin",
+    "SyncState", "SyncStatePlugin", "SyncTestPlugin",
+]
 
 
 def __getattr__(name: str) -> Any:

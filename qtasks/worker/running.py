@@ -31,11 +31,13 @@ from qtasks.enums import TaskStatusEnum as Status
 from qtasks.exc import (
     MessageTooLargeError,
     TaskCancelError,
-    TaskPluginTriggerError,
     TaskExitError,
+    TaskPluginTriggerError,
     UnknownTaskError,
     UnserializableResultError,
 )
+from qtasks.plugins.base import maybe_await
+from qtasks.plugins.triggers import fire, listened
 from qtasks.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Delivery,
@@ -45,8 +47,6 @@ from qtasks.protocol import (
     unpack_arguments,
     unpack_value,
 )
-from qtasks.plugins.base import maybe_await
-from qtasks.plugins.triggers import fire, listened
 from qtasks.schemas.task_status import (
     TaskStatusCancelSchema,
     TaskStatusErrorSchema,
