@@ -11,6 +11,9 @@ from typing import Any, Callable, Sequence
 import zmq
 
 from broker_daemon.server import Broker
+from broker_daemon.storage import Storage
+from qtasks.exc import AppLoadError
+from qtasks.loading import load_attribute
 from qtasks.logs import configure_process_logging, configured_level, level_argument
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from qtasks.urls import DEFAULT_BROKER_URL, check_url
@@ -47,7 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-message-size", type=_positive(int), default=DEFAULT_MAX_MESSAGE_SIZE,
                         metavar="BYTES", help="largest message accepted; bigger ones drop the peer "
                                               f"(default {DEFAULT_MAX_MESSAGE_SIZE})")
+    parser.add_argument("--storage", default=None, metavar="MODULE:FACTORY",
+                        help="where task records are kept: a Storage, or a callable returning one "
+                             "(default: in memory, gone when the broker stops)")
     return parser
+
+
+def load_storage(spec: str) -> Storage:
+    """The storage ``--storage module:factory`` names: a Storage, or what calling the factory gives."""
+    value = load_attribute(spec, "--storage", "mystorage:make_storage", call_functions=False)
+    if not isinstance(value, Storage) and callable(value):
+        try:
+            value = value()
+        except Exception as exc:
+            raise AppLoadError(f"--storage {spec}: the factory failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(value, Storage):
+        raise AppLoadError(f"--storage {spec} gave a {type(value).__name__}, not a broker_daemon.storage.Storage: "
+                           "subclass Storage (or MemoryStorage) and implement add_many, get, save, "
+                           "delete_ended and __len__")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,10 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         check_url(args.bind)
-    except ValueError as exc:
+        storage = load_storage(args.storage) if args.storage else None
+    except (ValueError, AppLoadError) as exc:
         print(f"qtasks-broker: {exc}", file=sys.stderr)
         return 2
-    broker = Broker(args.bind, max_attempts=args.max_attempts,
+    broker = Broker(args.bind, storage=storage, max_attempts=args.max_attempts,
                     heartbeat_interval=args.heartbeat_interval,
                     heartbeat_liveness=args.heartbeat_liveness,
                     max_message_size=args.max_message_size)

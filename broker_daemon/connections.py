@@ -9,9 +9,11 @@ it came in on (``SRCFD``). Joined, they name the peer::
     by_fd     {fd: Connection(address "127.0.0.1:50006", identity b"vm/4841/5f2858" | None)}
     by_peer   {identity: fd}
 
-A connection that goes away before a whole message arrived was a stranger, or a
-peer whose first message was too large; one that a registered worker leaves without
-saying BYE lost that worker. Both are logged as warnings.
+A connection that goes away after the ZeroMQ handshake but before a whole message
+arrived was a peer whose first message was too large (or not a QTasks peer); one that a
+registered worker leaves without saying BYE lost that worker. Both are logged as
+warnings. One that goes away before the handshake was a probe (``qtasks run`` checks
+what listens at its URL that way) or a port scanner: a debug line.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from zmq.utils.monitor import parse_monitor_message
 
 log = logging.getLogger("qtasks.broker")
 
-EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+_UNGREETED = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | _UNGREETED
 
 
 @dataclass
@@ -59,6 +62,9 @@ class ConnectionLog:
         """What the broker knows of a peer that left (a worker without BYE: its name), or None."""
         self.by_fd: dict[int, Connection] = {}
         self.by_peer: dict[bytes, int] = {}
+        self.ungreeted = 0
+        """Handshakes that failed and whose connection has not closed yet. ZeroMQ does not say which
+        connection a handshake event is about, so these are matched to anonymous closes by count."""
 
     def knows(self, identity: bytes) -> bool:
         return identity in self.by_peer
@@ -95,12 +101,19 @@ class ConnectionLog:
         fd = event["value"]
         if event["event"] == zmq.EVENT_ACCEPTED:
             self.by_fd[fd] = Connection(peer_address(fd))
+        elif event["event"] & _UNGREETED:
+            self.ungreeted += 1
         elif event["event"] == zmq.EVENT_DISCONNECTED:
             self._gone(fd)
 
     def _gone(self, fd: int) -> None:
         connection = self.by_fd.pop(fd, None)
         if connection is None:
+            return
+        if connection.identity is None and self.ungreeted:
+            self.ungreeted -= 1
+            log.debug("a connection from %s closed before the ZeroMQ handshake (a probe, or not a ZeroMQ peer)",
+                      connection.address)
             return
         if connection.identity is None:
             log.warning("dropped the connection from %s before a whole message arrived: a message over "

@@ -41,6 +41,7 @@ from qtasks.protocol import (
     Cancel,
     Dispatch,
     Error,
+    Flush,
     Get,
     Heartbeat,
     Message,
@@ -109,6 +110,7 @@ class BrokerCore:
             Get: self._on_get,
             Stats: self._on_stats,
             Ping: self._on_ping,
+            Flush: self._on_flush,
             StateOp: self._on_state,
             Cancel: self._on_cancel,
             Watch: self._on_watch,
@@ -206,7 +208,11 @@ class BrokerCore:
         fresh = []
         for envelope in msg.envelopes:
             if get(envelope.uuid) is None:
-                fresh.append(TaskRecord(envelope, now))
+                record = TaskRecord(envelope, now)
+                fields = envelope.metadata.get("fields")
+                if isinstance(fields, dict):  # record fields an app plugin added at submit
+                    record.extra.update(fields)
+                fresh.append(record)
             else:
                 self.totals["resubmitted"] += 1
         self.storage.add_many(fresh)
@@ -287,6 +293,12 @@ class BrokerCore:
 
     def _on_ping(self, peer: bytes, msg: Ping) -> None:
         self._outgoing.append((peer, Reply(msg.req_id, self.hello.to_wire())))
+
+    def _on_flush(self, peer: bytes, msg: Flush) -> None:
+        self.storage._trigger_sync("storage_flush_all", storage=self.storage)
+        deleted = self.storage.delete_ended(msg.app)
+        log.info("flushed %d ended task record(s) of %r", deleted, msg.app)
+        self._outgoing.append((peer, Reply(msg.req_id, deleted)))
 
     def _on_state(self, peer: bytes, msg: StateOp) -> None:
         try:

@@ -98,9 +98,11 @@ class Broker:
             self.bind()
         log.info("broker serving %s (max attempts %d, heartbeat %.3g s x %d)", self.endpoint,
                  self.core.max_attempts, self.core.heartbeat_interval, self.core.heartbeat_liveness)
+        self.core.storage.start()
         try:
             self._loop()
         finally:
+            self.core.storage.stop()
             self._close()
 
     def stop(self) -> None:

@@ -9,45 +9,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import inspect
-import os
 import re
 import sys
 from typing import Any, Optional, Sequence
 
 from qtasks.exc import AppLoadError, NotABrokerError
+from qtasks.loading import load_attribute
 from qtasks.logs import level_argument
 
 
 def load_app(spec: str) -> Any:
     """The app named by ``module:attribute`` (the current directory is importable)."""
-    app = _load_attribute(spec, "-A", "app:app")
+    app = load_attribute(spec, "-A", "app:app")
     from qtasks.base.qtasks import BaseQueueTasks
 
     if not isinstance(app, BaseQueueTasks):
         raise AppLoadError(f"-A {spec} is a {type(app).__name__}, not a QueueTasks app")
     return app
-
-
-def _load_attribute(spec: str, option: str, example: str) -> Any:
-    """The object named by ``module:attribute`` given to ``option`` (a plain function is called)."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise AppLoadError(f"{option} expects module:attribute (e.g. {option} {example}), got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AppLoadError(f"cannot import module {module_name!r} for {option} {spec}: {exc}") from exc
-    try:
-        value = getattr(module, attribute)
-    except AttributeError:
-        raise AppLoadError(f"module {module_name!r} has no attribute {attribute!r} (from {option} {spec})") from None
-    if inspect.isfunction(value):
-        value = value()
-    return value
 
 
 INSPECT_TARGETS = ("app", "tasks", "task")
@@ -80,7 +59,7 @@ def _stats(app: Any, args: argparse.Namespace) -> int:
         stats: Any = SyncStats(app)
     else:
         try:
-            stats = _load_attribute(args.stats_app, "--stats-app", "app:stats")
+            stats = load_attribute(args.stats_app, "--stats-app", "app:stats")
         except AppLoadError as exc:
             print(f"qtasks: {exc}", file=sys.stderr)
             return 2

@@ -389,6 +389,23 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
+class Flush:
+    """Delete the records of every ended task of ``app``; the reply is how many went."""
+
+    COMMAND: ClassVar[bytes] = b"FLUSH"
+    req_id: int
+    app: str
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.app]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Flush:
+        req_id, app = _array(body, 2, "FLUSH")
+        return cls(_int(req_id, "req_id"), _str(app, "app"))
+
+
+@dataclass(frozen=True, slots=True)
 class StateOp:
     """One operation on a State namespace, applied by the state actor beside the broker.
 
@@ -717,12 +734,12 @@ class Bye:
         return cls()
 
 
-Message = Union[Submit, Wait, Get, Stats, Ping, StateOp, Cancel, Watch, Reply, Notify, Progress,
+Message = Union[Submit, Wait, Get, Stats, Ping, Flush, StateOp, Cancel, Watch, Reply, Notify, Progress,
                 Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye]
 
 _BY_COMMAND: dict[bytes, Any] = {
     cls.COMMAND: cls
-    for cls in (Submit, Wait, Get, Stats, Ping, StateOp, Cancel, Watch, Reply, Notify, Progress,
+    for cls in (Submit, Wait, Get, Stats, Ping, Flush, StateOp, Cancel, Watch, Reply, Notify, Progress,
                 Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye)
 }
 

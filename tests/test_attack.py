@@ -19,6 +19,7 @@ from qtasks import QueueTasks
 from qtasks.configs import QueueConfig
 from qtasks.exc import BrokerUnavailableError, MessageTooLargeError, NotABrokerError, TaskLostError
 from qtasks.protocol import HEADER
+from qtasks.urls import ZEROMQ, probe
 from tests.support import (
     ROOT,
     alive,
@@ -111,6 +112,15 @@ def test_r12_a_message_over_the_limit_is_refused_and_logged_with_its_sender(tmp_
             sock.close()
         assert "127.0.0.1:" in line[0] and "over the 100000-byte limit" in line[0], line
         assert "100000-byte limit" in dropped[0] and proc.poll() is None
+
+
+def test_a_probe_that_closes_before_the_handshake_is_not_reported_as_a_dropped_message(tmp_path):
+    # `qtasks run` probes the broker URL (connect, read the greeting, close): not worth a warning
+    log = tmp_path / "broker.log"
+    with open(log, "w") as sink, broker_process("--log-level", "DEBUG", stderr=sink) as (url, proc):
+        assert probe(url)[0] == ZEROMQ
+        wait_for(lambda: "closed before the ZeroMQ handshake" in log.read_text(), 10, "the broker to see the probe")
+        assert "dropped the connection" not in log.read_text()
 
 
 # 3 ------------------------------------------------------------------------------------------

@@ -22,5 +22,11 @@ class MemoryStorage(Storage):
     def save(self, record: TaskRecord) -> None:
         pass
 
+    def delete_ended(self, app: str) -> int:
+        gone = [uuid for uuid, r in self._records.items() if r.ended and r.envelope.queue == app]
+        for uuid in gone:
+            del self._records[uuid]
+        return len(gone)
+
     def __len__(self) -> int:
         return len(self._records)

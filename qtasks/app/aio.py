@@ -68,6 +68,11 @@ class QueueTasks(AsyncRegistrar, BaseQueueTasks):
             return False
         return True
 
+    async def flush_all(self) -> None:
+        """Delete the records of every ended task of this app (finished, error, cancelled); queued and
+        running tasks are kept: cancel them first if they should go too."""
+        await self._flush_all_call().wait_async()
+
     async def broker_stats(self) -> dict[str, Any]:
         return await self._stats_call().wait_async()
 

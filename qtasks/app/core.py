@@ -22,7 +22,7 @@ from uuid import UUID
 import multiprocess
 
 from qtasks.brokers import BaseBroker, ZmqBroker
-from qtasks.client.calls import PendingCall
+from qtasks.client.calls import Hook, PendingCall
 from qtasks.client.convert import new_task, task_from_snapshot
 from qtasks.configs import QueueConfig
 from qtasks.configs.global_config import global_config_for
@@ -32,8 +32,9 @@ from qtasks.exc import InvalidTaskIdError, QTasksError
 from qtasks.inert import warn_inert
 from qtasks.logs import Logger, configured_level
 from qtasks.plugins.base import BasePlugin, run_to_end
-from qtasks.plugins.triggers import Plugins, add_plugin
+from qtasks.plugins.triggers import Plugins, add_plugin, listened
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
+from qtasks.schemas.task_status import TaskStatusNewSchema, extra_fields
 from qtasks.storages.remote import RemoteStorage
 from qtasks.tasks.objects import BaseTaskCls
 from qtasks.tasks.record import Task
@@ -41,6 +42,7 @@ from qtasks.tasks.registry import TaskRegistrar, TaskRegistry
 from qtasks.tasks.routers import BaseRouter
 from qtasks.tasks.spec import TaskExecSchema
 from qtasks.urls import check_url
+from qtasks.utils.builds import _build_task
 from qtasks.version import __version__
 from qtasks.worker.component import Worker
 
@@ -157,7 +159,8 @@ class BaseQueueTasks(TaskRegistrar):
     # ------------------------------------------------------------------ calls both faces share
 
     def _envelope(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
-                  priority: Optional[int], uuid: Optional[UUID] = None) -> TaskEnvelope:
+                  priority: Optional[int], uuid: Optional[UUID] = None,
+                  fields: Optional[dict[str, Any]] = None) -> TaskEnvelope:
         if not isinstance(task_name, str) or not task_name:
             raise ValueError(f"a task name must be a non-empty string, got {task_name!r}")
         if priority is None:
@@ -167,23 +170,28 @@ class BaseQueueTasks(TaskRegistrar):
             raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
         limit = self.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
         return TaskEnvelope((uuid or uuid_module.uuid4()).bytes, task_name, self.name, priority, time.time(),
-                            pack_arguments(task_name, args, kwargs, limit), {})
+                            pack_arguments(task_name, args, kwargs, limit), {"fields": fields} if fields else {})
 
     def _add_task_call(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
                        priority: Optional[int], timeout: Optional[float],
                        uuid: Optional[UUID] = None) -> PendingCall[Optional[Task[Any]]]:
         """Submit one call; ``uuid`` (else a random one) names the task: the broker stores a uuid
         once, so two submits of one uuid make one task (timers rely on it)."""
-        envelope = self._envelope(task_name, args, kwargs, priority, uuid)
+        call = _Submission(self, task_name, args, kwargs, priority, uuid)
         broker = self.broker
+        before = _hooks((self.plugins, "qtasks_add_task_before_broker", call.before_arguments, call.change),
+                        (broker.plugins, "broker_add_before", call.model_arguments, call.change_model))
+        after = _hooks((broker.plugins, "broker_add_after", call.model_arguments, _unchanged),
+                       (self.plugins, "qtasks_add_task_after_broker", call.after_arguments, _unchanged))
+        if not before:
+            call.envelope()  # a bad call fails here, before a connection is opened
         if timeout is None:
-            return PendingCall(broker, lambda b: b.submit([envelope]),
-                               lambda _: new_task(envelope, tuple(args), kwargs, self.waiter),
-                               broker.connect_timeout)
-        return PendingCall(broker, lambda b: b.submit([envelope], wait=timeout),
-                           lambda found: self._finished(found, [envelope], timeout)[0],
+            return PendingCall(broker, lambda b: b.submit([call.envelope()]), call.new_task,
+                               broker.connect_timeout, before=before, after=after)
+        return PendingCall(broker, lambda b: b.submit([call.envelope()], wait=timeout),
+                           lambda found: self._finished(found, [call.envelope()], timeout)[0],
                            timeout + broker.connect_timeout, waits_for_tasks=True,
-                           convert_lost=self._tasks_of)
+                           convert_lost=self._tasks_of, before=before, after=after)
 
     def _add_tasks_call(self, calls: Iterable[TaskCall],
                         timeout: Optional[float]) -> PendingCall[list[Optional[Task[Any]]]]:
@@ -222,7 +230,10 @@ class BaseQueueTasks(TaskRegistrar):
     def _get_call(self, uuid: Union[UUID, str]) -> PendingCall[Optional[Task[Any]]]:
         raw = _uuid_bytes(uuid)
         broker = self.broker
-        return PendingCall(broker, lambda b: b.get([raw]), self._first_task, broker.connect_timeout)
+        after = _hooks((broker.plugins, "broker_get", lambda task: dict(broker=broker, task=task), _task_answer),
+                       (self.plugins, "qtasks_get", lambda task: dict(qtasks=self, broker=broker, task=task),
+                        _task_answer))
+        return PendingCall(broker, lambda b: b.get([raw]), self._first_task, broker.connect_timeout, after=after)
 
     def _wait_call(self, uuid: Union[UUID, str], timeout: float) -> PendingCall[Optional[Task[Any]]]:
         raw = _uuid_bytes(uuid)
@@ -248,7 +259,16 @@ class BaseQueueTasks(TaskRegistrar):
 
     def _ping_call(self) -> PendingCall[bytes]:
         broker = self.broker
-        return PendingCall(broker, lambda b: b.ping(), lambda boot_id: boot_id, broker.connect_timeout)
+        before = _hooks((self.plugins, "qtasks_ping", lambda _: dict(qtasks=self, global_config=self.global_config),
+                         _unchanged))
+        return PendingCall(broker, lambda b: b.ping(), lambda boot_id: boot_id, broker.connect_timeout,
+                           before=before)
+
+    def _flush_all_call(self) -> PendingCall[int]:
+        broker = self.broker
+        before = _hooks((self.plugins, "qtasks_flush_all", lambda _: dict(qtasks=self, broker=broker), _unchanged),
+                        (broker.plugins, "broker_flush_all", lambda _: dict(broker=broker), _unchanged))
+        return PendingCall(broker, lambda b: b.flush(self.name), int, broker.connect_timeout, before=before)
 
     def _tasks_of(self, found: list[Optional[TaskSnapshot]]) -> list[Optional[Task[Any]]]:
         return [None if s is None else task_from_snapshot(s, self.waiter) for s in found]
@@ -315,6 +335,92 @@ class BaseQueueTasks(TaskRegistrar):
     def close(self) -> None:
         """Close this process's connection to the broker (reopened on next use)."""
         self.broker.close()
+
+
+class _Submission:
+    """One ``add_task`` call, which a ``qtasks_add_task_before_broker`` plugin may change before its
+    envelope is built (``task_name``, ``priority``, ``args``, ``kw``, and ``extra``: fields stored on
+    the task's record)."""
+
+    __slots__ = ("app", "task_name", "args", "kwargs", "priority", "uuid", "extra", "_envelope")
+
+    def __init__(self, app: BaseQueueTasks, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
+                 priority: Optional[int], uuid: Optional[UUID]) -> None:
+        self.app = app
+        self.task_name = task_name
+        self.args = args
+        self.kwargs = kwargs
+        self.priority = priority
+        self.uuid = uuid
+        self.extra: Optional[dict[str, Any]] = None
+        self._envelope: Optional[TaskEnvelope] = None
+
+    def envelope(self) -> TaskEnvelope:
+        if self._envelope is None:
+            self._envelope = self.app._envelope(self.task_name, self.args, self.kwargs, self.priority, self.uuid,
+                                                self.extra)
+        return self._envelope
+
+    def new_task(self, _: Any) -> Optional[Task[Any]]:
+        return new_task(self.envelope(), tuple(self.args), self.kwargs, self.app.waiter)
+
+    def before_arguments(self, _: Any) -> dict[str, Any]:
+        return dict(qtasks=self.app, broker=self.app.broker, task_name=self.task_name,
+                    priority=self.priority, args=self.args, kw=self.kwargs)
+
+    def model_arguments(self, _: Any) -> dict[str, Any]:
+        envelope = self.envelope()
+        model = TaskStatusNewSchema(task_name=self.task_name, priority=envelope.priority, args=list(self.args),
+                                    kwargs=self.kwargs, created_at=envelope.created_at)
+        if self.extra:
+            model = _build_task(model, **self.extra)
+        return dict(broker=self.app.broker, storage=self.app.storage, model=model)
+
+    def change_model(self, answer: dict[str, Any], _: Any) -> None:
+        model = answer.get("model")
+        if model is None:
+            return
+        if not isinstance(model, TaskStatusNewSchema):
+            raise ValueError("Invalid task status.")
+        self.priority = model.priority
+        added = extra_fields(model, TaskStatusNewSchema)
+        if added:
+            self.extra = {**(self.extra or {}), **added}
+        self._envelope = None
+        self.envelope()
+
+    def after_arguments(self, task: Any) -> dict[str, Any]:
+        return dict(qtasks=self.app, broker=self.app.broker, task_name=self.task_name,
+                    priority=self.envelope().priority, args=self.args, kwargs=self.kwargs)
+
+    def change(self, answer: dict[str, Any], _: Any) -> None:
+        self.task_name = answer.get("task_name", self.task_name)
+        self.priority = answer.get("priority", self.priority)
+        self.args = answer.get("args", self.args)
+        self.kwargs = answer.get("kw", self.kwargs)
+        extra = answer.get("extra")
+        if extra is not None:
+            if not isinstance(extra, dict):
+                raise TypeError(f"qtasks_add_task_before_broker: extra must be a dict of record fields, "
+                                f"got {type(extra).__name__}")
+            self.extra = extra
+        self._envelope = None
+        self.envelope()
+
+
+def _hooks(*wanted: tuple[Plugins, str, Callable[[Any], dict[str, Any]], Callable[[dict[str, Any], Any], Any]]
+           ) -> list[Hook]:
+    """Hooks for the triggers some plugin listens to (none: the call pays nothing)."""
+    return [Hook(plugins, name, arguments, apply) for plugins, name, arguments, apply in wanted
+            if listened(plugins, name)]
+
+
+def _unchanged(_: dict[str, Any], value: Any) -> Any:
+    return value
+
+
+def _task_answer(answer: dict[str, Any], task: Any) -> Any:
+    return answer.get("task", task)
 
 
 class _AppWaiter:

@@ -67,6 +67,11 @@ class QueueTasks(SyncRegistrar, BaseQueueTasks):
             return False
         return True
 
+    def flush_all(self) -> None:
+        """Delete the records of every ended task of this app (finished, error, cancelled); queued and
+        running tasks are kept: cancel them first if they should go too."""
+        self._flush_all_call().result()
+
     def broker_stats(self) -> dict[str, Any]:
         """Queue depths, connected workers, in-flight tasks and totals, as the broker reports them."""
         return self._stats_call().result()

@@ -10,30 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
-from typing import Any, Callable, Protocol
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 
 from qtasks.components import Component
 from qtasks.protocol import TaskEnvelope, TaskSnapshot
 
-
-class Requests(Protocol):
-    """What a call is sent through: the broker component, or a channel of the calling thread."""
-
-    def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]: ...
-
-    def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]: ...
-
-    def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]: ...
-
-    def cancel(self, uuids: list[bytes], reason: str) -> Future[list[TaskSnapshot | None]]: ...
-
-    def watch(self, uuid: bytes, timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None: ...
-
-    def stats(self) -> Future[dict[str, Any]]: ...
-
-    def ping(self) -> Future[bytes]: ...
-
-    def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]: ...
+Drive = Callable[["Future[Any]", float], bool]
 
 
 class BaseBroker(Component, ABC):
@@ -71,6 +54,10 @@ class BaseBroker(Component, ABC):
         """The broker's boot id."""
 
     @abstractmethod
+    def flush(self, app: str) -> Future[int]:
+        """Delete the records of every ended task of ``app``; how many went."""
+
+    @abstractmethod
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         """Apply a State operation (``args`` and the result are msgpack)."""
 
@@ -83,19 +70,22 @@ class BaseBroker(Component, ABC):
         """Talk to the broker at ``url`` from now on (serving points the app at the broker it serves)."""
         self.url = url
 
-    def blocking(self) -> Requests:
-        """The broker to use for a call the current thread will block on.
+    @contextmanager
+    def blocking(self) -> Iterator[Optional[Drive]]:
+        """Requests made inside are for a call the current thread will block on.
 
-        It may return an object with ``drive(future, timeout) -> bool``: the blocking caller
-        then runs the I/O itself until its future is done.
+        It may yield ``drive(future, timeout) -> bool``: the blocked caller then runs the
+        I/O of those requests itself until its future is done (None: nothing to drive).
         """
-        return self
+        yield None
 
     def start(self, worker: Any = None) -> None:
-        """Serving starts (in the serving process)."""
+        """Serving starts (in the serving process): fires ``broker_start``."""
+        self._trigger_sync("broker_start", broker=self, worker=worker)
 
     def stop(self) -> None:
-        """Serving stops (in the serving process)."""
+        """Serving stops (in the serving process): fires ``broker_stop``."""
+        self._trigger_sync("broker_stop", broker=self)
 
     def close(self) -> None:
         """Release connections; safe to call more than once."""

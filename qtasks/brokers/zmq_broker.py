@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import Future
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
-from qtasks.brokers.base import BaseBroker
-from qtasks.client.drivers import BlockingChannel, ThreadChannel
+from qtasks.brokers.base import BaseBroker, Drive
+from qtasks.client.drivers import BlockingChannel, Channel, ThreadChannel
 from qtasks.protocol import TaskEnvelope, TaskSnapshot
 from qtasks.urls import resolve_broker_url
 
@@ -45,16 +46,27 @@ class ZmqBroker(BaseBroker):
                         self.url, connect_timeout=self.connect_timeout)
         return connection
 
-    def blocking(self) -> BlockingChannel:
-        """This thread's own connection, which the blocked caller drives itself: no I/O-thread
-        hand-off on the way out or back (about two context switches less per call)."""
+    @contextmanager
+    def blocking(self) -> Iterator[Drive]:
+        """Requests made inside go through this thread's own connection, which the blocked caller
+        drives itself: no I/O-thread hand-off on the way out or back (about two context switches
+        less per call)."""
         connection: BlockingChannel | None = getattr(self._own, "connection", None)
         if connection is None or connection.pid != os.getpid() or connection.closed:
             if connection is not None and connection.pid == os.getpid():
                 connection.close()  # closed from another thread: its owner finishes the job
             connection = self._own.connection = BlockingChannel(
                 self.url, connect_timeout=self.connect_timeout)
-        return connection
+        self._own.blocked = connection
+        try:
+            yield connection.drive
+        finally:
+            self._own.blocked = None
+
+    def _requests(self) -> Channel:
+        """Where a request goes: the blocked thread's own connection, else the shared one."""
+        blocked: BlockingChannel | None = getattr(self._own, "blocked", None)
+        return blocked if blocked is not None else self.connection
 
     @property
     def max_message_size(self) -> int | None:
@@ -69,28 +81,31 @@ class ZmqBroker(BaseBroker):
             self.url = resolve_broker_url(url)
 
     def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
-        return self.connection.submit(envelopes, wait)
+        return self._requests().submit(envelopes, wait)
 
     def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]:
-        return self.connection.wait(uuids, timeout)
+        return self._requests().wait(uuids, timeout)
 
     def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:
-        return self.connection.get(uuids)
+        return self._requests().get(uuids)
 
     def cancel(self, uuids: list[bytes], reason: str) -> Future[list[TaskSnapshot | None]]:
-        return self.connection.cancel(uuids, reason)
+        return self._requests().cancel(uuids, reason)
 
     def watch(self, uuid: bytes, timeout: float, on_item: Callable[[tuple[Any, ...]], None]) -> None:
-        self.connection.watch(uuid, timeout, on_item)
+        self._requests().watch(uuid, timeout, on_item)
 
     def stats(self) -> Future[dict[str, Any]]:
-        return self.connection.stats()
+        return self._requests().stats()
 
     def ping(self) -> Future[bytes]:
-        return self.connection.ping()
+        return self._requests().ping()
+
+    def flush(self, app: str) -> Future[int]:
+        return self._requests().flush(app)
 
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
-        return self.connection.state(namespace, op, args)
+        return self._requests().state(namespace, op, args)
 
     def close(self) -> None:
         """Close the shared connection and this thread's own (other threads' close on their next use)."""

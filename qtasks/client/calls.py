@@ -13,13 +13,14 @@ import asyncio
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Sequence, TypeVar
 
 from qtasks.client.lending import current_lender
 from qtasks.exc import BrokerUnavailableError, TaskLostError
+from qtasks.plugins.triggers import Plugins, fire, fire_sync
 
 if TYPE_CHECKING:
-    from qtasks.brokers.base import BaseBroker, Requests
+    from qtasks.brokers.base import BaseBroker
 
 T = TypeVar("T")
 
@@ -27,12 +28,34 @@ _SAFETY_MARGIN = 5.0
 """The connection bounds every wait itself; this only guards against it failing to."""
 
 
-class PendingCall(Generic[T]):
-    __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks", "convert_lost")
+class Hook:
+    """A plugin trigger fired around a call, the face's way (``fire_sync`` blocking, ``fire`` awaited):
+    before the call is sent (``apply`` may change the call), or on its result (``apply`` returns the
+    result to give instead)."""
 
-    def __init__(self, broker: BaseBroker, start: Callable[[Requests], Future[Any]],
+    __slots__ = ("plugins", "name", "arguments", "apply")
+
+    def __init__(self, plugins: Plugins, name: str, arguments: Callable[[Any], dict[str, Any]],
+                 apply: Callable[[dict[str, Any], Any], Any]) -> None:
+        self.plugins = plugins
+        self.name = name
+        self.arguments = arguments
+        self.apply = apply
+
+    def sync(self, value: Any) -> Any:
+        return self.apply(fire_sync(self.plugins, self.name, **self.arguments(value)), value)
+
+    async def async_(self, value: Any) -> Any:
+        return self.apply(await fire(self.plugins, self.name, **self.arguments(value)), value)
+
+
+class PendingCall(Generic[T]):
+    __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks", "convert_lost", "before", "after")
+
+    def __init__(self, broker: BaseBroker, start: Callable[[BaseBroker], Future[Any]],
                  convert: Callable[[Any], T], limit: float, *, waits_for_tasks: bool = False,
-                 convert_lost: Callable[[list[Any]], list[Any]] | None = None) -> None:
+                 convert_lost: Callable[[list[Any]], list[Any]] | None = None,
+                 before: Sequence[Hook] = (), after: Sequence[Hook] = ()) -> None:
         self.broker = broker
         self.start = start
         self.convert = convert
@@ -41,6 +64,8 @@ class PendingCall(Generic[T]):
         """Waiting for other tasks to run: inside a task, its slot is lent meanwhile."""
         self.convert_lost = convert_lost
         """Turns the records a TaskLostError carries into what the API returns (Task objects)."""
+        self.before = before
+        self.after = after
 
     def _lost(self, error: TaskLostError) -> TaskLostError:
         if self.convert_lost is not None and error.results:
@@ -52,9 +77,10 @@ class PendingCall(Generic[T]):
         return lender.lent() if lender is not None else nullcontext()
 
     def result(self) -> T:
-        channel = self.broker.blocking()
-        future = self.start(channel)
-        drive = getattr(channel, "drive", None)
+        for hook in self.before:
+            hook.sync(None)
+        with self.broker.blocking() as drive:
+            future = self.start(self.broker)
         try:
             with self._lending():
                 if drive is not None:
@@ -64,9 +90,14 @@ class PendingCall(Generic[T]):
             raise BrokerUnavailableError(self.broker.url, self.limit) from None
         except TaskLostError as error:
             raise self._lost(error) from None
-        return self.convert(value)
+        converted = self.convert(value)
+        for hook in self.after:
+            converted = hook.sync(converted)
+        return converted
 
     async def wait_async(self) -> T:
+        for hook in self.before:
+            await hook.async_(None)
         future = self.start(self.broker)
         try:
             with self._lending():
@@ -75,4 +106,7 @@ class PendingCall(Generic[T]):
             raise BrokerUnavailableError(self.broker.url, self.limit) from None
         except TaskLostError as error:
             raise self._lost(error) from None
-        return self.convert(value)
+        converted = self.convert(value)
+        for hook in self.after:
+            converted = await hook.async_(converted)
+        return converted

@@ -137,6 +137,9 @@ class Channel:
     def ping(self) -> Future[bytes]:
         return self._run(lambda s, f: s.ping(f))
 
+    def flush(self, app: str) -> Future[int]:
+        return self._run(lambda s, f: s.flush(app, f))
+
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         return self._run(lambda s, f: s.state(namespace, op, args, f))
 

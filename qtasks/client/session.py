@@ -43,6 +43,7 @@ from qtasks.protocol import (
     BrokerHello,
     Cancel,
     Error,
+    Flush,
     Frames,
     Get,
     Message,
@@ -228,6 +229,10 @@ class ClientSession:
     def ping(self, future: Optional[Future[Any]] = None) -> Future[Any]:
         """Resolves to the broker's boot id."""
         return self._simple(lambda req_id: Ping(req_id), self._on_pong, future)
+
+    def flush(self, app: str, future: Optional[Future[Any]] = None) -> Future[Any]:
+        """Resolves to how many ended task records of ``app`` the broker deleted."""
+        return self._simple(lambda req_id: Flush(req_id, app), lambda reply: reply.value, future)
 
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes,
               future: Optional[Future[Any]] = None) -> Future[Any]:

@@ -30,7 +30,9 @@ class BaseGlobalConfig(Component, ABC):
         """Every group whose name matches the shell-style pattern ``match``, with its fields."""
 
     def start(self) -> Any:
-        """Serving starts (in the serving process)."""
+        """Serving starts (in the serving process): fires ``global_config_start``."""
+        self._trigger_sync("global_config_start", global_config=self)
 
     def stop(self) -> Any:
-        """Serving stops."""
+        """Serving stops: fires ``global_config_stop``."""
+        self._trigger_sync("global_config_stop", global_config=self)

@@ -219,7 +219,7 @@ class TaskExitError(QTasksError):
 
 
 class AppLoadError(QTasksError):
-    """The ``-A module:attribute`` given on the command line does not name an app."""
+    """What a command line names as ``module:attribute`` (``-A``, ``--storage``) cannot be loaded."""
 
 
 class Retry(QTasksError):

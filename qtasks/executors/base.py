@@ -28,13 +28,13 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 from uuid import UUID
 
 from qtasks.exc import TaskPluginTriggerError
 from qtasks.executors.arguments import args_info
 from qtasks.executors.teardown import Teardown, close
-from qtasks.plugins.triggers import GLOBALS, Plugins, fire
+from qtasks.plugins.triggers import GLOBALS, Plugins, add_plugin, fire
 from qtasks.tasks.spec import TaskExecSchema, TaskPrioritySchema
 
 StepReporter = Callable[[int, Any], None]
@@ -81,6 +81,32 @@ class BaseTaskExecutor(ABC):
         """Set by the worker: called with (index, value) for every step a generator task yields."""
         self.teardowns: list[Teardown] = []
         """What this execution opened (task-scoped dependencies ...): closed when it ends."""
+        self._config: Any = None
+
+    # ------------------------------------------------------------------ as a component (spec §9)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def config(self) -> Any:
+        """The app's ``QueueConfig`` (or what ``update_config`` set for this execution)."""
+        if self._config is None and self.runtime.app is not None:
+            return self.runtime.app.config
+        return self._config
+
+    @property
+    def events(self) -> Any:
+        return getattr(self.runtime.app, "events", None)
+
+    def update_config(self, config: Any) -> None:
+        self._config = config
+
+    def add_plugin(self, plugin: Any, trigger_names: Optional[Iterable[str]] = None) -> None:
+        """Add ``plugin`` for this execution only (the worker's plugins are left as they are)."""
+        self.plugins = {name: list(found) for name, found in self.plugins.items()}
+        add_plugin(self.plugins, plugin, trigger_names)
 
     # ------------------------------------------------------------------ steps
 

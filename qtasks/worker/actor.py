@@ -38,7 +38,7 @@ from anyio.abc import TaskGroup
 from qtasks.enums import TaskStatusEnum as Status
 from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError
 from qtasks.plugins.base import maybe_await
-from qtasks.plugins.triggers import all_plugins
+from qtasks.plugins.triggers import all_plugins, fire, listened
 from qtasks.protocol import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Bye,
@@ -241,6 +241,10 @@ class WorkerActor:
         self._flush()
         self._send(Bye())
 
+    async def _listening(self) -> None:
+        broker = self.served.broker
+        await fire(broker.plugins, "broker_listen_start", broker=broker, worker=self.served.worker)
+
     async def _start_plugins(self) -> None:
         for plugin in all_plugins(self.served.plugins):
             try:
@@ -319,6 +323,8 @@ class WorkerActor:
                                 message.boot_id.hex(), " which restarted" if message.boot_id != self._boot_id else "")
                 else:
                     log.info("registered with broker %s (boot %s)", self.url, message.boot_id.hex())
+                    if listened(self.served.broker.plugins, "broker_listen_start") and self._tg is not None:
+                        self._tg.start_soon(self._listening)
             self._registered = self._ever_registered = True
             self.registered.set()
             self._boot_id = message.boot_id

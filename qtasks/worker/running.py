@@ -192,13 +192,18 @@ class TaskRunner:
     async def _after(self, schema: TaskExecSchema, task_broker: TaskPrioritySchema,
                      outcome: TaskOutcome) -> dict[str, Any]:
         """The worker triggers after a run: plugins may add fields to the record (errors are logged)."""
-        plugins = self._plugins
-        if not (listened(plugins, "worker_remove_finished_task") or listened(plugins, "worker_execute_after")):
+        plugins, broker = self._plugins, self.served.broker
+        if not (listened(plugins, "worker_remove_finished_task") or listened(plugins, "worker_execute_after")
+                or listened(broker.plugins, "broker_remove_finished_task")):
             return {}
         model = _record_model(schema, task_broker, outcome)
         answer = await fire(plugins, "worker_remove_finished_task", worker=self.served.worker,
-                            broker=self.served.broker, task_func=schema, task_broker=task_broker, model=model)
+                            broker=broker, task_func=schema, task_broker=task_broker, model=model)
         final = answer.get("model", model)
+        if listened(broker.plugins, "broker_remove_finished_task"):
+            answer = await fire(broker.plugins, "broker_remove_finished_task", broker=broker,
+                                storage=broker.storage, model=final)
+            final = answer.get("model", final)
         await fire(plugins, "worker_execute_after", task_func=schema, task_broker=task_broker, model=final)
         return extra_fields(final, type(model))
 
