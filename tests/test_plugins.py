@@ -42,7 +42,8 @@ WORKER = {
     ("task_executor_before_execute", "worker"), ("task_executor_args_replace", "worker"),
     ("task_executor_middlewares_execute", "worker"), ("task_executor_run_task", "worker"),
     ("task_executor_after_execute", "worker"), ("task_executor_after_execute_result_replace", "worker"),
-    ("task_executor_task_close", "worker"), ("task_executor_decode", "worker"), ("task_executor_run_task_gen", "worker"), ("task_executor_run_task_trigger_error", "worker"),
+    ("task_executor_task_close", "worker"), ("task_executor_decode", "worker"),
+    ("task_executor_run_task_gen", "worker"), ("task_executor_run_task_trigger_error", "worker"),
     ("worker_task_error_retry", "worker"), ("worker_remove_finished_task", "worker"),
     ("broker_remove_finished_task", "broker"), ("worker_execute_after", "worker"),
 }
