@@ -14,7 +14,7 @@ import re
 import sys
 from typing import Any, Optional, Sequence
 
-from qtasks.exc import AppLoadError, NotABrokerError
+from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
 from qtasks.loading import load_attribute
 from qtasks.logs import level_argument
 
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give the app with -A module:app before the sub-command, e.g. qtasks -A app:app run")
     try:
         app = load_app(args.app)
-    except AppLoadError as exc:
+    except (AppLoadError, ConfigError) as exc:
         print(f"qtasks: {exc}", file=sys.stderr)
         return 2
     if args.command == "run":

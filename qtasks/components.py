@@ -13,7 +13,7 @@ from typing import Any, Iterable, Optional
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
 from qtasks.plugins.base import BasePlugin
-from qtasks.plugins.triggers import Plugins, add_plugin, fire, fire_sync
+from qtasks.plugins.triggers import Plugins, add_plugin, all_plugins, fire, fire_sync
 
 
 class Component:
@@ -26,6 +26,8 @@ class Component:
         self.events = events
         self.plugins: Plugins = {}
         self.init_plugins()
+        self.builtin_plugins: list[BasePlugin] = all_plugins(self.plugins)
+        """The plugins the component installed itself (a test case's ``plugins=False`` keeps them)."""
 
     def init_plugins(self) -> None:
         """Install the component's built-in plugins (none by default)."""

@@ -23,8 +23,8 @@ import zmq
 import zmq.asyncio
 
 from broker_daemon.server import Broker
+from qtasks.configs.config import broker_settings
 from qtasks.current import set_current_app
-from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from qtasks.worker.actor import WorkerActor
 
 START_TIMEOUT = 10.0
@@ -33,13 +33,13 @@ STOP_TIMEOUT = 10.0
 
 class InProcessStack:
     def __init__(self, app: Any, *, workers: int = 1, concurrency: Optional[int] = None, grace: float = 5.0,
-                 heartbeat_interval: float = 1.0, heartbeat_liveness: int = 3, max_attempts: int = 3,
-                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+                 **broker_options: Any) -> None:
+        """``broker_options``: ``heartbeat_interval``, ``heartbeat_liveness``, ``max_attempts``,
+        ``max_message_size`` (default: the app's config)."""
         self.app = app
         self.url = f"inproc://qtasks-{app.name}-{os.urandom(4).hex()}"
-        self.broker = Broker(self.url, context=zmq.Context.instance(), max_attempts=max_attempts,
-                             heartbeat_interval=heartbeat_interval, heartbeat_liveness=heartbeat_liveness,
-                             max_message_size=max_message_size)
+        self.broker = Broker(self.url, context=zmq.Context.instance(),
+                             **{**broker_settings(app.config), **broker_options})
         self.actors = [
             WorkerActor(app.worker.serve(app), url=self.url, index=index, grace=grace,
                         concurrency=concurrency or app.config.max_tasks_process,

@@ -57,8 +57,13 @@ def configured_level(explicit: Union[str, int, None], default: int) -> int:
     return default
 
 
+_configured_here = False
+"""This process's logging was set up by :func:`configure_process_logging` (not by the program)."""
+
+
 def configure_process_logging(level: int = logging.INFO) -> None:
     """Give a serving process one stderr handler in the one format, unless logging is configured."""
+    global _configured_here
     root = logging.getLogger()
     if root.handlers:
         return
@@ -66,6 +71,14 @@ def configure_process_logging(level: int = logging.INFO) -> None:
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
+    _configured_here = True
+
+
+def follow_server_level(level: int) -> None:
+    """``config.logs_default_level_server`` changed: a serving process whose logging QTasks set up,
+    and whose level ``$QTASKS_LOG_LEVEL`` does not fix, logs at the new level from now on."""
+    if _configured_here and not os.environ.get(LOG_LEVEL_ENV):
+        logging.getLogger().setLevel(level)
 
 
 class Logger:

@@ -30,7 +30,7 @@ from qtasks.current import set_current_app
 from qtasks.events import BaseEvents
 from qtasks.exc import InvalidTaskIdError, QTasksError
 from qtasks.inert import warn_inert
-from qtasks.logs import Logger, configured_level
+from qtasks.logs import Logger, configured_level, follow_server_level
 from qtasks.plugins.base import BasePlugin, run_to_end
 from qtasks.plugins.triggers import Plugins, add_plugin, listened
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
@@ -84,6 +84,7 @@ class BaseQueueTasks(TaskRegistrar):
         self.tasks: dict[str, TaskExecSchema] = self.worker._tasks
         self.waiter = _AppWaiter(self)
         """How the ``Task`` records this app returns wait for themselves."""
+        self.config.subscribe(self._config_changed)
         set_current_app(self)
 
     def __repr__(self) -> str:
@@ -112,9 +113,15 @@ class BaseQueueTasks(TaskRegistrar):
     def update_config(self, config: QueueConfig) -> None:
         """Use ``config`` here and in every component (worker processes started later see it too)."""
         self.config = config
+        config.subscribe(self._config_changed)
+        follow_server_level(config.logs_default_level_server)
         for component in (self.broker, self.worker, self.storage, self.global_config):
             if component is not None and hasattr(component, "update_config"):
                 component.update_config(config)
+
+    def _config_changed(self, config: QueueConfig, key: str, value: Any) -> None:
+        if config is self.config and key == "logs_default_level_server":
+            follow_server_level(value)
 
     # ------------------------------------------------------------------ registration
 

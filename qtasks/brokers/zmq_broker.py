@@ -25,13 +25,32 @@ class ZmqBroker(BaseBroker):
                  log: Any = None, config: Any = None, events: Any = None, *,
                  connect_timeout: float | None = None) -> None:
         super().__init__(name, log, config, events)
-        self.url = resolve_broker_url(url)
+        self.url = resolve_broker_url(url or self.config.broker_url)
         self.storage = storage
+        self._fixed_timeout = connect_timeout
         self.connect_timeout = self.config.broker_connect_timeout if connect_timeout is None else connect_timeout
+        self.config.subscribe(self._config_changed)
         self._connection: ThreadChannel | None = None
         self._opening = threading.Lock()
         self._own = threading.local()
         """Each thread's own blocking connection (see :meth:`blocking`)."""
+
+    def update_config(self, config: Any) -> None:
+        super().update_config(config)
+        if self._fixed_timeout is None:
+            self.connect_timeout = config.broker_connect_timeout
+        config.subscribe(self._config_changed)
+
+    def _config_changed(self, config: Any, key: str, value: Any) -> None:
+        if config is not self.config:
+            return  # a config this broker no longer uses
+        if key == "broker_url" and value:
+            self.use_url(value)
+        elif key == "broker_connect_timeout" and self._fixed_timeout is None:
+            self.connect_timeout = value
+            for connection in (self._connection, getattr(self._own, "connection", None)):
+                if connection is not None:
+                    connection.session.connect_timeout = value  # read when the next request is sent
 
     @property
     def connection(self) -> ThreadChannel:

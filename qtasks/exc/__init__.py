@@ -36,6 +36,10 @@ class QTasksError(Exception):
     """Base class of the errors QTasks raises itself."""
 
 
+class ConfigError(QTasksError, ValueError):
+    """A setting has a value it cannot take (``QueueConfig``, ``QTASKS_<FIELD>`` variables)."""
+
+
 class ProtocolError(QTasksError):
     """A message does not follow the wire format of :mod:`qtasks.protocol`."""
 
@@ -252,6 +256,7 @@ __all__ = [
     "AppLoadError",
     "BrokerReplyError",
     "BrokerUnavailableError",
+    "ConfigError",
     "DecodeError",
     "InvalidTaskIdError",
     "MessageTooLargeError",

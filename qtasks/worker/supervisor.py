@@ -31,6 +31,7 @@ from typing import Any, Optional
 import multiprocess
 from multiprocess.connection import wait as wait_for
 
+from qtasks.configs.config import broker_settings
 from qtasks.exc import NotABrokerError
 from qtasks.logs import configure_process_logging
 from qtasks.plugins.base import BasePlugin, run_to_end
@@ -205,7 +206,8 @@ class Supervisor(BaseStarter):
 
     def _start_broker(self) -> None:
         receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_broker_main, args=(self.url, sender, self._wake_fds()),
+        process = self._context.Process(target=_broker_main, args=(self.url, broker_settings(self.app.config),
+                                                                   sender, self._wake_fds()),
                                         name="qtasks-broker", daemon=False)
         start_with_stop_signals_blocked(process)
         sender.close()
@@ -431,13 +433,13 @@ def _worker_main(app: Any, options: dict[str, Any], liveness_fd: int, parent_pid
     sys.exit(run_worker_process(app.worker.serve(app), options, liveness_fd=liveness_fd, parent_pid=parent_pid))
 
 
-def _broker_main(url: str, report: Any, inherited_fds: tuple[int, ...]) -> None:
+def _broker_main(url: str, settings: dict[str, Any], report: Any, inherited_fds: tuple[int, ...]) -> None:
     _child_setup(inherited_fds)
     import zmq
 
     from broker_daemon.server import Broker
 
-    broker = Broker(url)
+    broker = Broker(url, **settings)
     try:
         endpoint = broker.bind()
     except zmq.ZMQError as exc:

@@ -1,0 +1,1 @@
+"""Integrations with other projects (upstream's paths): Django task discovery, a Redis command queue."""
