@@ -10,9 +10,9 @@ it came in on (``SRCFD``). Joined, they name the peer::
     by_peer   {identity: fd}
 
 A connection that goes away after the ZeroMQ handshake but before a whole message
-arrived was a peer whose first message was too large (or not a QTasks peer); one that a
-registered worker leaves without saying BYE lost that worker. Both are logged as
-warnings. One that goes away before the handshake was a probe (``qtasks run`` checks
+arrived was a peer that left without a word, or one whose first message was too large
+(logged, naming the limit); one that a registered worker leaves without saying BYE lost
+that worker (a warning). One that goes away before the handshake was a probe (``qtasks run`` checks
 what listens at its URL that way) or a port scanner: a debug line.
 """
 
@@ -116,9 +116,11 @@ class ConnectionLog:
                       connection.address)
             return
         if connection.identity is None:
-            log.warning("dropped the connection from %s before a whole message arrived: a message over "
-                        "the %d-byte limit (qtasks-broker --max-message-size), or not a QTasks peer",
-                        connection.address, self.max_message_size)
+            # ZeroMQ does not say why: a peer that left before saying anything looks the same
+            log.info("the connection from %s closed before a whole message arrived: a peer that left "
+                     "without sending anything, or one whose message was over the %d-byte limit "
+                     "(qtasks-broker --max-message-size), dropped by ZeroMQ", connection.address,
+                     self.max_message_size)
             return
         if self.by_peer.get(connection.identity) == fd:
             del self.by_peer[connection.identity]

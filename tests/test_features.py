@@ -226,6 +226,8 @@ def test_a_sync_task_past_max_time_fails_on_time(engine):
 def test_decode_shapes_the_stored_result(engine):
     assert engine.client.add_task("decorated", 5, timeout=10).returning == "<5>"
     assert engine.client.add_task("async_decorated", [1], timeout=10).returning == {"wrapped": [1]}
+    assert engine.client.add_task("as_json", "Hello, Test!", timeout=10).returning == "Hello, Test!"
+    assert engine.client.add_task("as_json", {"a": [1, 2]}, timeout=10).returning == {"a": [1, 2]}
     opaque = engine.client.add_task("opaque", "x", timeout=10)
     assert opaque.status == "success" and opaque.returning == "{'x'}"  # readable, not lost
 

@@ -42,7 +42,7 @@ PATHS = {
     "qtasks.events": ["AsyncEvents", "SyncEvents"], "qtasks.events.base": ["BaseEvents"],
     "qtasks.events.events": ["OnEvents"], "qtasks.exc": ["TaskCancelError", "TaskPluginTriggerError"],
     "qtasks.exc.task": [], "qtasks.exc.plugins": [],
-    "qtasks.plugins": ["AsyncDependsPlugin", "SyncDependsPlugin", "Depends", "AsyncPydanticWrapperPlugin",
+    "qtasks.plugins": ["BasePlugin", "AsyncDependsPlugin", "SyncDependsPlugin", "Depends", "AsyncPydanticWrapperPlugin",
                        "SyncPydanticWrapperPlugin", "AsyncRetryPlugin", "SyncRetryPlugin", "AsyncState", "SyncState",
                        "AsyncStatePlugin", "SyncStatePlugin", "AsyncTestPlugin", "SyncTestPlugin"],
     "qtasks.plugins.base": ["BasePlugin"],

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from qtasks.plugins.base import BasePlugin
     from qtasks.plugins.depends import AsyncDependsPlugin, Depends, ScopeEnum, SyncDependsPlugin
     from qtasks.plugins.pydantic import AsyncPydanticWrapperPlugin, SyncPydanticWrapperPlugin
     from qtasks.plugins.retries import AsyncRetryPlugin, SyncRetryPlugin
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from qtasks.plugins.testing import AsyncTestPlugin, SyncTestPlugin
 
 _LAZY = {
+    "BasePlugin": "qtasks.plugins.base",
     "Depends": "qtasks.plugins.depends",
     "ScopeEnum": "qtasks.plugins.depends",
     "AsyncDependsPlugin": "qtasks.plugins.depends",
@@ -36,8 +38,8 @@ _GRPC = ("AsyncgRPCPlugin", "SyncgRPCPlugin")
 
 __all__ = [
     "AsyncDependsPlugin", "AsyncPydanticWrapperPlugin", "AsyncRetryPlugin", "AsyncState", "AsyncStatePlugin",
-    "AsyncTestPlugin", "Depends", "ScopeEnum", "SyncDependsPlugin", "SyncPydanticWrapperPlugin", "SyncRetryPlugin",
-    "SyncState", "SyncStatePlugin", "SyncTestPlugin",
+    "AsyncTestPlugin", "BasePlugin", "Depends", "ScopeEnum", "SyncDependsPlugin", "SyncPydanticWrapperPlugin",
+    "SyncRetryPlugin", "SyncState", "SyncStatePlugin", "SyncTestPlugin",
 ]
 
 

@@ -208,6 +208,8 @@ class TaskRunner:
         return extra_fields(final, type(model))
 
     def _pack(self, schema: TaskExecSchema, result: Any) -> bytes:
+        if schema.decode is not None and isinstance(result, str):
+            result = _json_or_text(result)
         try:
             packed = pack_result(schema.name, result)
         except UnserializableResultError:
@@ -279,3 +281,12 @@ def _pack_step(value: Any) -> bytes:
         return pack_value(value)
     except Exception:
         return pack_value(repr(value))
+
+
+def _json_or_text(text: str) -> Any:
+    """What a ``decode=`` that returned text stored: the value JSON text encodes (upstream reads
+    it back with ``json.loads``), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

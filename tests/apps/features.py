@@ -7,6 +7,7 @@ scenarios against both. Markers (files) let a test see what ran, where and when.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from typing import Any
@@ -211,6 +212,10 @@ def define(app: Any) -> None:
 
     @app.task(decode=async_decode)
     async def async_decorated(value):
+        return value
+
+    @app.task(decode=json.dumps)  # upstream's way: JSON text, read back as the value it encodes
+    def as_json(value):
         return value
 
     @app.task(decode=lambda result: {result})  # a set: not msgpack-native
