@@ -100,7 +100,8 @@ class ConnectionLog:
         event = parse_monitor_message(frames)
         fd = event["value"]
         if event["event"] == zmq.EVENT_ACCEPTED:
-            self.by_fd[fd] = Connection(peer_address(fd))
+            # the peer's first message may have been handled already (the monitor is read apart)
+            self.by_fd.setdefault(fd, Connection(peer_address(fd)))
         elif event["event"] & _UNGREETED:
             self.ungreeted += 1
         elif event["event"] == zmq.EVENT_DISCONNECTED:

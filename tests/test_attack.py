@@ -545,3 +545,25 @@ def test_a_worker_whose_broker_went_away_says_so_and_rejoins_the_next_one(tmp_pa
                 wait_for(lambda: "rejoined" in log.read_text(), 15, "the worker to rejoin")
                 assert client.add_task("echo", "back", timeout=10).returning == "back"
     client.close()
+
+
+def test_a_peer_whose_first_message_is_seen_before_its_accepted_event_keeps_its_name(caplog):
+    # the monitor socket is read apart from the main one: ACCEPTED may come after the first message
+    import struct
+
+    from broker_daemon.connections import ConnectionLog
+
+    class Frame:
+        def get(self, option: int) -> int:
+            return 7
+
+    def event(kind: int, fd: int) -> list[bytes]:
+        return [struct.pack("=hi", kind, fd), b"tcp://127.0.0.1:1"]
+
+    connections = ConnectionLog(1000, lambda identity: "worker w1 (pid 12)")
+    connections.note(b"w1", Frame())
+    connections.on_event(event(zmq.EVENT_ACCEPTED, 7))
+    with caplog.at_level("INFO", logger="qtasks.broker"):
+        connections.on_event(event(zmq.EVENT_DISCONNECTED, 7))
+    assert "closed before a whole message" not in caplog.text
+    assert "worker w1 (pid 12)" in caplog.text and "without a goodbye" in caplog.text

@@ -64,6 +64,15 @@ PATHS = {
     "qtasks.mixins": ["AsyncPluginMixin", "SyncPluginMixin"],
     "qtasks.contrib.redis": ["AsyncRedisCommandQueue", "SyncRedisCommandQueue"],
     "qtasks.types": ["P", "R", "T", "TAsyncFlag"], "qtasks._state": ["app_main", "log_main"],
+    # the module paths upstream's API reference cites
+    "qtasks.routers.async_router": ["AsyncRouter"], "qtasks.routers.sync_router": ["SyncRouter"],
+    "qtasks.middlewares.task": ["TaskMiddleware"], "qtasks.starters.async_starter": ["AsyncStarter"],
+    "qtasks.starters.sync_starter": ["SyncStarter"], "qtasks.timers.async_timer": ["AsyncTimer"],
+    "qtasks.timers.sync_timer": ["SyncTimer"], "qtasks.executors.async_task_executor": ["AsyncTaskExecutor"],
+    "qtasks.executors.sync_task_executor": ["SyncTaskExecutor"], "qtasks.results.async_result": ["AsyncResult"],
+    "qtasks.results.sync_result": ["SyncResult"], "qtasks.contexts.async_context": ["AsyncContext"],
+    "qtasks.contexts.sync_context": ["SyncContext"], "qtasks.workers.async_worker": ["AsyncWorker"],
+    "qtasks.workers.sync_worker": ["SyncThreadWorker"],
 }
 
 
@@ -179,3 +188,19 @@ def test_redis_command_queues_run_commands_in_order_and_log_failures(caplog):
 
     asyncio.run(run_async())
     assert client.calls[-2:] == [("x",), ("y",)]
+
+
+def test_a_routers_plugins_join_the_app_that_includes_it():
+    from qtasks import SyncRouter
+
+    router = SyncRouter()
+    plugin = Echo()
+    router.add_plugin(plugin, ["qtasks_get"])
+
+    @router.task
+    def routed() -> None:
+        pass
+
+    app = QueueTasks(name="routed-plugins")
+    app.include_router(router)
+    assert app.plugins["qtasks_get"] == [plugin]

@@ -150,6 +150,8 @@ class BaseQueueTasks(TaskRegistrar):
         if clashes:
             raise ValueError(f"Task with name {clashes[0]} is already registered!")
         self.tasks.update(router.tasks)
+        for trigger, plugins in router.plugins.items():
+            self.plugins.setdefault(trigger, []).extend(plugins)
         for task in router.task_objects:
             task._app = self
             task.ctx._app = self

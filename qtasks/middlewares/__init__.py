@@ -10,17 +10,7 @@ coroutine) once per execution; through ``task_executor`` it may read and change
             self.task_executor._result *= 2
 """
 
-from __future__ import annotations
-
-from typing import Any
-
 from qtasks.middlewares.base import BaseMiddleware
-
-
-class TaskMiddleware(BaseMiddleware):
-    def __init__(self, task_executor: Any) -> None:
-        super().__init__(name="TaskMiddleware")
-        self.task_executor = task_executor
-
+from qtasks.middlewares.task import TaskMiddleware
 
 __all__ = ["BaseMiddleware", "TaskMiddleware"]

@@ -51,6 +51,11 @@ class BaseTestCase:
 
     # ------------------------------------------------------------------ configuring
 
+    def update_config(self, config: Any) -> None:
+        """Use ``config`` for the app under test and every component."""
+        self.config = config
+        self.app.update_config(config)
+
     def settings(self, test_config: Optional[TestConfig] = None, awaiting: Optional[bool] = None) -> None:
         """Keep the components ``test_config`` turns on; put stubs in place of the others."""
         self._restore()

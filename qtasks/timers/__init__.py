@@ -5,7 +5,7 @@
 hosts, for availability) enqueue each fire once: see :mod:`qtasks.timers.schedule`.
 """
 
-from qtasks.timers.aio import AsyncTimer
-from qtasks.timers.sync import SyncTimer
+from qtasks.timers.async_timer import AsyncTimer
+from qtasks.timers.sync_timer import SyncTimer
 
 __all__ = ["AsyncTimer", "SyncTimer"]

@@ -17,7 +17,7 @@ from qtasks.tasks.record import Task
 log = logging.getLogger("qtasks.client")
 
 
-class _Result:
+class BaseResult:
     def __init__(self, uuid: Optional[Union[UUID, str]] = None, app: Any = None, log: Any = None) -> None:
         self.uuid = uuid
         self.app = current_app(app)
@@ -35,14 +35,4 @@ class _Result:
         return task
 
 
-class SyncResult(_Result):
-    def result(self, timeout: float = 100.0) -> Optional[Task[Any]]:
-        return self._waited(self.app._wait_call(self._target(), timeout).result(), timeout)
-
-
-class AsyncResult(_Result):
-    async def result(self, timeout: float = 100.0) -> Optional[Task[Any]]:
-        return self._waited(await self.app._wait_call(self._target(), timeout).wait_async(), timeout)
-
-
-__all__ = ["AsyncResult", "SyncResult"]
+__all__ = ["BaseResult"]

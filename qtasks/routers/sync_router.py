@@ -1,0 +1,5 @@
+"""Upstream's import path of ``SyncRouter``."""
+
+from qtasks.tasks.routers import SyncRouter
+
+__all__ = ["SyncRouter"]
