@@ -10,9 +10,12 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
+from broker_daemon.core import DEFAULT_RESULT_TTL
+from broker_daemon.limits import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_TASKS, QueueLimits
 from broker_daemon.server import Broker
 from broker_daemon.storage import Storage
-from qtasks.exc import AppLoadError
+from broker_daemon.storage.sqlite import SQLiteStorage
+from qtasks.exc import AppLoadError, DataDirError
 from qtasks.loading import load_attribute
 from qtasks.logs import configure_process_logging, configured_level, level_argument
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
@@ -50,10 +53,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-message-size", type=_positive(int), default=DEFAULT_MAX_MESSAGE_SIZE,
                         metavar="BYTES", help="largest message accepted; bigger ones drop the peer "
                                               f"(default {DEFAULT_MAX_MESSAGE_SIZE})")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="keep tasks, results, State and dead letters in SQLite in DIR, so a restart loses "
+                             "nothing (default: in memory)")
+    parser.add_argument("--fsync", action="store_true",
+                        help="with --data-dir: sync every commit to disk, so even a power cut loses nothing "
+                             "acknowledged (default: a crash of this process loses nothing; a power cut may "
+                             "lose the last commits)")
+    parser.add_argument("--result-ttl", type=_not_negative, default=DEFAULT_RESULT_TTL, metavar="SECONDS",
+                        help=f"keep ended task records this long (default {DEFAULT_RESULT_TTL:g}, a day; 0 keeps "
+                             "them); dead letters stay until retried or purged")
+    parser.add_argument("--max-queued-tasks", type=_positive(int), default=DEFAULT_MAX_QUEUED_TASKS, metavar="N",
+                        help=f"unfinished tasks one queue may hold; a submit past it is refused "
+                             f"(default {DEFAULT_MAX_QUEUED_TASKS})")
+    parser.add_argument("--max-queued-bytes", type=_positive(int), default=DEFAULT_MAX_QUEUED_BYTES,
+                        metavar="BYTES", help=f"bytes of task arguments one queue may hold; a submit past it is "
+                                              f"refused (default {DEFAULT_MAX_QUEUED_BYTES})")
     parser.add_argument("--storage", default=None, metavar="MODULE:FACTORY",
                         help="where task records are kept: a Storage, or a callable returning one "
                              "(default: in memory, gone when the broker stops)")
     return parser
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
 
 
 def load_storage(spec: str) -> Storage:
@@ -78,13 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"qtasks-broker: {exc}", file=sys.stderr)
         return 2
+    if args.storage and args.data_dir:
+        print("qtasks-broker: give --data-dir or --storage, not both (a storage of your own keeps the data "
+              "where it wants)", file=sys.stderr)
+        return 2
     try:
         check_url(args.bind)
         storage = load_storage(args.storage) if args.storage else None
-    except (ValueError, AppLoadError) as exc:
+        if args.data_dir:
+            storage = SQLiteStorage(args.data_dir, fsync=args.fsync)
+    except (ValueError, AppLoadError, DataDirError) as exc:
         print(f"qtasks-broker: {exc}", file=sys.stderr)
         return 2
-    broker = Broker(args.bind, storage=storage, max_attempts=args.max_attempts,
+    limits = QueueLimits(args.max_queued_tasks, args.max_queued_bytes)
+    broker = Broker(args.bind, storage=storage, result_ttl=args.result_ttl, limits=limits, max_attempts=args.max_attempts,
                     heartbeat_interval=args.heartbeat_interval,
                     heartbeat_liveness=args.heartbeat_liveness,
                     max_message_size=args.max_message_size)

@@ -56,10 +56,13 @@ def peer_address(fd: int) -> str:
 
 
 class ConnectionLog:
-    def __init__(self, max_message_size: int, describe_peer: Callable[[bytes], Optional[str]]) -> None:
+    def __init__(self, max_message_size: int, describe_peer: Callable[[bytes], Optional[str]],
+                 on_gone: Callable[[bytes], None] = lambda identity: None) -> None:
         self.max_message_size = max_message_size
         self.describe_peer = describe_peer
         """What the broker knows of a peer that left (a worker without BYE: its name), or None."""
+        self.on_gone = on_gone
+        """Told the identity of a peer whose connection closed (its waits are forgotten)."""
         self.by_fd: dict[int, Connection] = {}
         self.by_peer: dict[bytes, int] = {}
         self.ungreeted = 0
@@ -125,6 +128,7 @@ class ConnectionLog:
             return
         if self.by_peer.get(connection.identity) == fd:
             del self.by_peer[connection.identity]
+            self.on_gone(connection.identity)
         lost = self.describe_peer(connection.identity)
         if lost is not None:
             log.warning("the connection of %s at %s closed without a goodbye: its process ended, or it sent "

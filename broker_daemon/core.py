@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 from broker_daemon.delayed import DelayedTasks
 from broker_daemon.dispatcher import Dispatcher
+from broker_daemon.limits import QueueLimits
 from broker_daemon.records import Status, TaskRecord
 from broker_daemon.state import StateActor, StateOpError
 from broker_daemon.storage import MemoryStorage, Storage
@@ -39,6 +40,7 @@ from qtasks.protocol import (
     BrokerHello,
     Bye,
     Cancel,
+    Dead,
     Dispatch,
     Error,
     Flush,
@@ -67,6 +69,15 @@ log = logging.getLogger("qtasks.broker")
 
 WAIT_MARGIN = 5.0
 """Seconds a waiter registration outlives the client's own timeout before it is forgotten."""
+DEFAULT_RESULT_TTL = 86_400.0
+"""Seconds an ended record is kept (``--result-ttl``; 0 keeps them); dead letters stay until handled."""
+EXPIRE_EVERY = 10.0
+"""Seconds between sweeps for expired records."""
+DEAD_BATCH = 10_000
+"""Dead letters one ``retry`` of them all revives; the caller asks again for the rest."""
+ORPHAN_GRACE_BEATS = 6
+"""After a restart, heartbeat intervals a task that was running waits for its worker to come back
+and claim it (or send its result) before it is counted lost and runs again."""
 
 _HEARTBEAT = Heartbeat()
 
@@ -80,6 +91,8 @@ class BrokerCore:
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        result_ttl: float = DEFAULT_RESULT_TTL,
+        limits: QueueLimits | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -101,6 +114,14 @@ class BrokerCore:
         """Clients following generator steps (they are waiters for the end too)."""
         self.delayed = DelayedTasks()
         self.state = StateActor()
+        self.result_ttl = result_ttl
+        self.limits = limits if limits is not None else QueueLimits()
+        self._orphans: dict[bytes, TaskRecord] = {}
+        """After a restart: tasks that were running, until their worker claims them or the grace ends."""
+        self._orphans_until = 0.0
+        self._gone_peers: dict[bytes, float] = {}
+        """Peers whose connection closed, until when their waits are kept."""
+        self._next_expiry = time.monotonic() + EXPIRE_EVERY
         self._outgoing: list[tuple[bytes, Message]] = []
         self._notify: dict[bytes, list[tuple[bytes, TaskSnapshot]]] = {}
         self._progress: dict[bytes, list[tuple[bytes, int, bytes]]] = {}
@@ -111,6 +132,7 @@ class BrokerCore:
             Stats: self._on_stats,
             Ping: self._on_ping,
             Flush: self._on_flush,
+            Dead: self._on_dead,
             StateOp: self._on_state,
             Cancel: self._on_cancel,
             Watch: self._on_watch,
@@ -124,11 +146,44 @@ class BrokerCore:
 
     # ------------------------------------------------------------------ the loop's interface
 
+    def restore(self) -> int:
+        """Take up what a data directory kept: queued and delayed tasks go back in line, tasks that
+        were running wait for their worker to come back (see ``ORPHAN_GRACE_BEATS``), State returns.
+        Returns how many unfinished tasks there were."""
+        now = time.time()
+        restored = 0
+        for record in self.storage.live():
+            restored += 1
+            self.limits.added(record)
+            if record.status == Status.PROCESS:
+                self._orphans[record.uuid] = record
+                continue
+            eta = record.extra.get("eta")
+            if isinstance(eta, (int, float)) and eta > now:
+                self.delayed.add(eta, record.uuid)
+            else:
+                record.extra.pop("eta", None)
+                self.dispatcher.enqueue(record)
+        self.state.load(self.storage.load_state())
+        if self._orphans:
+            self._orphans_until = time.monotonic() + self.heartbeat_interval * ORPHAN_GRACE_BEATS
+        return restored
+
+    def persist(self) -> None:
+        """Store everything changed since the last call (the loop calls it before it sends anything)."""
+        storage = self.storage
+        if self.state.changed:
+            for namespace, values in self.state.take_changed():
+                storage.save_state(namespace, values)
+        storage.commit()
+
     def handle(self, peer: bytes, message: Message) -> None:
         """Apply one decoded message from ``peer``."""
         worker = self.workers.get(peer)
         if worker is not None:
             worker.last_seen = time.monotonic()
+        if self._gone_peers and peer in self._gone_peers:
+            del self._gone_peers[peer]  # it came back
         handler = self._handlers.get(type(message))
         if handler is None:
             self.reply_error(peer, getattr(message, "req_id", None), "unexpected",
@@ -180,9 +235,60 @@ class BrokerCore:
             if silent > limit:
                 self._lose_worker(worker, f"no heartbeat for {silent:.1f} s")
             else:
-                self._outgoing.append((worker.identity, _HEARTBEAT))
+                self._outgoing.append((worker.identity, Heartbeat(worker.results_seq) if worker.results_seq
+                                       else _HEARTBEAT))
         self.waiters.expire(now)
         self.watchers.expire(now)
+        if self._orphans and now >= self._orphans_until:
+            self._requeue_orphans()
+        if self._gone_peers:
+            self._drop_gone_peers(now)
+        if now >= self._next_expiry:
+            self._next_expiry = now + EXPIRE_EVERY
+            self.expire_records()
+
+    def expire_records(self) -> int:
+        """Delete the ended records older than the result TTL (dead letters stay)."""
+        if not self.result_ttl:
+            return 0
+        expired = self.storage.expire(time.time() - self.result_ttl)
+        if expired:
+            self.totals["expired"] += expired
+            log.debug("deleted %d ended task record(s) older than %g s", expired, self.result_ttl)
+        return expired
+
+    def _requeue_orphans(self) -> None:
+        """Tasks that were running before a restart and that no worker claimed: their worker is gone."""
+        orphans, self._orphans = self._orphans, {}
+        requeued = failed = 0
+        for record in orphans.values():
+            if record.ended or record.status != Status.PROCESS or self.inflight.get(record.uuid) is not None:
+                continue
+            self.totals["lost"] += 1
+            if record.lost(shared=False, max_attempts=self.max_attempts):
+                requeued += 1
+                self.dispatcher.requeue(record, refund=False)
+            else:
+                failed += 1
+                self._fail(record, f"WorkerLostError: the worker running this task did not come back after the "
+                                   f"broker restarted; gave up after {record.attempts} attempts "
+                                   f"(qtasks-broker --max-attempts {self.max_attempts})")
+        if requeued or failed:
+            log.warning("%d task(s) that were running when the broker stopped were not claimed by their worker: "
+                        "%d requeued, %d failed for good", requeued + failed, requeued, failed)
+
+    def forget_peer(self, peer: bytes) -> None:
+        """A peer's connection closed. Its waits are dropped unless it is heard from again within
+        ``WAIT_MARGIN`` (a client whose connection broke reconnects under the same identity)."""
+        self._gone_peers[peer] = time.monotonic() + WAIT_MARGIN
+
+    def _drop_gone_peers(self, now: float) -> None:
+        for peer in [p for p, until in self._gone_peers.items() if until <= now]:
+            del self._gone_peers[peer]
+            dropped = self.waiters.drop_peer(peer) + self.watchers.drop_peer(peer)
+            if dropped:
+                self.totals["waits_dropped"] += dropped
+                log.debug("dropped %d wait(s) of a client that went away", dropped)
 
     def undeliverable(self, peer: bytes, message: Message, reason: str) -> None:
         """A send to ``peer`` failed (it vanished): take back what it was given, uncounted."""
@@ -205,16 +311,21 @@ class BrokerCore:
     def _on_submit(self, peer: bytes, msg: Submit) -> None:
         now = time.time()
         get = self.storage.get
+        new = list({e.uuid: e for e in msg.envelopes if get(e.uuid) is None}.values())  # a uuid is one task
+        refusal = self.limits.refusal(new)
+        if refusal is not None:
+            self.totals["refused"] += len(new)
+            self.reply_error(peer, msg.req_id, "queue-full", refusal)
+            return
+        self.totals["resubmitted"] += len(msg.envelopes) - len(new)
         fresh = []
-        for envelope in msg.envelopes:
-            if get(envelope.uuid) is None:
-                record = TaskRecord(envelope, now)
-                fields = envelope.metadata.get("fields")
-                if isinstance(fields, dict):  # record fields an app plugin added at submit
-                    record.extra.update(fields)
-                fresh.append(record)
-            else:
-                self.totals["resubmitted"] += 1
+        for envelope in new:
+            record = TaskRecord(envelope, now)
+            fields = envelope.metadata.get("fields")
+            if isinstance(fields, dict):  # record fields an app plugin added at submit
+                record.extra.update(fields)
+            fresh.append(record)
+            self.limits.added(record)
         self.storage.add_many(fresh)
         served = self.dispatcher.served_names
         for record in fresh:
@@ -249,7 +360,7 @@ class BrokerCore:
 
     def _last_of_chain(self, record: Optional[TaskRecord]) -> Optional[TaskRecord]:
         """The task a retried task's chain ends in (the record itself when not retried)."""
-        while record is not None and record.status == Status.RETRY and record.retry_child is not None:
+        while record is not None and record.retry_child is not None:
             record = self.storage.get(record.retry_child)
         return record
 
@@ -300,6 +411,54 @@ class BrokerCore:
         log.info("flushed %d ended task record(s) of %r", deleted, msg.app)
         self._outgoing.append((peer, Reply(msg.req_id, deleted)))
 
+    def _on_dead(self, peer: bytes, msg: Dead) -> None:
+        storage = self.storage
+        if msg.op == "list":
+            found = storage.dead_letters(msg.app, msg.task_name, msg.limit)
+            count = storage.dead_count(msg.app, msg.task_name) if msg.limit is not None else len(found)
+            value: Any = Reply.dead_list_value(count, [r.snapshot() for r in found])
+        elif msg.op == "retry":
+            if msg.uuids:
+                records = [storage.get(uuid) for uuid in msg.uuids]
+            else:
+                records = list(storage.dead_letters(msg.app, msg.task_name, min(msg.limit or DEAD_BATCH, DEAD_BATCH)))
+            dead = [r for r in records if r is not None and r.dead]
+            refusal = self.limits.refusal(r.envelope for r in dead)
+            if refusal is not None:
+                self.reply_error(peer, msg.req_id, "queue-full", refusal)
+                return
+            children = {r.uuid: self._revive(r) for r in dead}
+            value = Reply.get_value(children.get(r.uuid) if r is not None else None for r in records)
+            if dead:
+                log.info("retried %d dead letter(s)", len(dead))
+        else:
+            value = storage.delete_dead(msg.app, msg.task_name)
+            log.info("purged %d dead letter(s)%s%s", value, f" of {msg.app!r}" if msg.app else "",
+                     f" of task {msg.task_name!r}" if msg.task_name else "")
+        self._outgoing.append((peer, Reply(msg.req_id, value)))
+
+    def _revive(self, record: TaskRecord) -> TaskSnapshot:
+        """Run a dead letter again as a new task of the same call; waits on it follow there."""
+        now = time.time()
+        parent = record.envelope
+        parent_text = str(uuid_module.UUID(bytes=parent.uuid))
+        child_uuid = uuid_module.uuid4().bytes
+        lineage = {"retry_parent_uuid": parent_text}
+        child = TaskRecord(TaskEnvelope(child_uuid, parent.task_name, parent.queue, parent.priority, now,
+                                        parent.payload, {**parent.metadata, **lineage}), now)
+        child.extra.update(lineage)
+        self.storage.add_many([child])
+        self.limits.added(child)
+        record.revived(child_uuid, str(uuid_module.UUID(bytes=child_uuid)), now)
+        self.storage.save(record)
+        self.totals["dead_retried"] += 1
+        names = self.dispatcher.served_names(parent.queue)
+        if names is not None and parent.task_name not in names:
+            self._unservable(child, names)
+        else:
+            self.dispatcher.enqueue(child)
+        return child.snapshot()
+
     def _on_state(self, peer: bytes, msg: StateOp) -> None:
         try:
             result = self.state.apply(msg.namespace, msg.op, msg.args)
@@ -319,8 +478,12 @@ class BrokerCore:
             "workers": [w.describe() for w in self.workers.values()],
             "in_flight": len(self.inflight),
             "delayed": len(self.delayed),
+            "dead_letters": self.storage.dead_count(),
             "waiters": len(self.waiters),
             "records": len(self.storage),
+            "durable": self.storage.durable,
+            "result_ttl": self.result_ttl,
+            "limits": {"max_queued_tasks": self.limits.max_tasks, "max_queued_bytes": self.limits.max_bytes},
             "state": self.state.stats(),
             "max_attempts": self.max_attempts,
             "totals": dict(self.totals),
@@ -344,6 +507,7 @@ class BrokerCore:
             log.info("worker %s (pid %d) now takes %d tasks at once%s", peer.decode("utf-8", "replace"),
                      worker.pid, msg.concurrency, " (draining)" if msg.concurrency == 0 else "")
             worker.concurrency = msg.concurrency
+        worker.results_seq = msg.results_acked  # the RESULTs after it come (again) next
         self._adopt(worker, msg.running)
         self.dispatcher.changed(worker)
         self._outgoing.append(
@@ -356,6 +520,7 @@ class BrokerCore:
             record = self.storage.get(uuid)
             if record is None or record.ended or self.inflight.get(uuid) is not None:
                 continue
+            self._orphans.pop(uuid, None)
             self.dispatcher.adopt(record, worker, attempt)
 
     def _on_heartbeat(self, peer: bytes, msg: Heartbeat) -> None:
@@ -363,6 +528,13 @@ class BrokerCore:
             self._not_ready(peer)
 
     def _on_result(self, peer: bytes, msg: Result) -> None:
+        worker = self.workers.get(peer)
+        if worker is not None and msg.seq:
+            if msg.seq <= worker.results_seq:  # sent again after a lost acknowledgement: done already
+                self.totals["resent_results"] += len(msg.outcomes)
+                return
+            if msg.seq == worker.results_seq + 1:  # acknowledged in order; after a gap (a lost message
+                worker.results_seq = msg.seq       # the worker sends again) outcomes apply anyway
         now = time.time()
         for outcome in msg.outcomes:
             uuid = outcome.uuid
@@ -374,7 +546,9 @@ class BrokerCore:
                 log.debug("ignored a result for unknown task %s", uuid.hex())
                 continue
             if record.ended:
-                if record.status != Status.CANCEL:
+                if outcome.attempt == record.attempts and outcome.status == record.status:
+                    self.totals["resent_results"] += 1  # stored before a restart, sent again after it
+                elif record.status != Status.CANCEL:
                     # A second execution after a false "lost" verdict: the first result stands.
                     self.totals["duplicate_results"] += 1
                     log.info("ignored a late result for task %s (attempt %d): it already ended %s",
@@ -413,8 +587,10 @@ class BrokerCore:
                                         parent.payload, {**parent.metadata, **lineage}), now)
         child.extra.update(lineage)
         self.storage.add_many([child])
+        self.limits.added(child)
         record.retried(child_uuid, str(uuid_module.UUID(bytes=child_uuid)), remaining, traceback, now)
         self.storage.save(record)
+        self.limits.ended(record)
         self.totals[Status.RETRY] += 1
         for peer, deadline, asked in self.waiters.pop(parent.uuid):
             self.waiters.add(child_uuid, peer, deadline, asked)
@@ -433,6 +609,7 @@ class BrokerCore:
             if record is None or record.ended or attempt != record.attempts or index != len(record.steps):
                 continue
             record.steps.append(value)
+            self.storage.save(record)
             for watcher, _, asked in self.watchers.entries(uuid):
                 self._progress.setdefault(watcher, []).append((asked, index, value))
 
@@ -504,6 +681,8 @@ class BrokerCore:
     def _finish(self, record: TaskRecord) -> None:
         """The record reached a final status: persist it and push it to whoever waits."""
         self.storage.save(record)
+        self.limits.ended(record)
+        self._orphans.pop(record.uuid, None)
         self.watchers.pop(record.uuid)
         waiting = self.waiters.pop(record.uuid)
         if waiting:

@@ -9,6 +9,9 @@ envelope the client built. Every change of status is one method below::
      └──── taken_back() ────┘   failed(): the broker itself ends it (attempts used up, ...)
                                 cancelled(): at once, from any status that has not ended
 
+A record that ends ``error`` is a **dead letter** (``dead``) until it is retried by hand
+(``revived``: a new task takes over its chain) or purged.
+
 **The attempt rule.** An attempt is counted when a delivery goes out (``dispatched``),
 so a task that kills its worker cannot skip it; it is refunded (``taken_back(refund=True)``)
 when the delivery never ran alone to its end through no fault of the task: it never
@@ -29,7 +32,7 @@ Status = TaskStatusEnum
 
 class TaskRecord:
     __slots__ = ("envelope", "status", "returning", "traceback", "updated_at", "attempts",
-                 "losses", "suspect", "extra", "queued", "steps", "retry_child")
+                 "losses", "suspect", "extra", "queued", "steps", "retry_child", "dead")
 
     def __init__(self, envelope: TaskEnvelope, updated_at: float) -> None:
         self.envelope = envelope
@@ -49,7 +52,9 @@ class TaskRecord:
         self.steps: list[bytes] = []
         """A generator task's handled values so far, msgpack each."""
         self.retry_child: bytes | None = None
-        """The task that retries this one (status ``retry``)."""
+        """The task that retries this one (status ``retry``, or a dead letter retried by hand)."""
+        self.dead = False
+        """It ended ``error`` for good (its retries or worker losses used up): a dead letter."""
 
     @property
     def uuid(self) -> bytes:
@@ -101,6 +106,7 @@ class TaskRecord:
         self.returning = returning
         self.traceback = traceback
         self.updated_at = now
+        self.dead = self.status == Status.ERROR
         if extra:
             self.extra.update(extra)
 
@@ -118,6 +124,14 @@ class TaskRecord:
         self.status = Status.ERROR
         self.traceback = traceback
         self.updated_at = now
+        self.dead = True
+
+    def revived(self, child: bytes, child_text: str, now: float) -> None:
+        """A dead letter retried by hand: ``child`` runs it again, and waits on it follow there."""
+        self.dead = False
+        self.retry_child = child
+        self.updated_at = now
+        self.extra["retry_child_uuid"] = child_text
 
     def cancelled(self, reason: str, now: float) -> None:
         self.status = Status.CANCEL

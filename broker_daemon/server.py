@@ -19,7 +19,8 @@ import zmq
 
 from broker_daemon.connections import EVENTS as MONITOR_EVENTS
 from broker_daemon.connections import ConnectionLog
-from broker_daemon.core import BrokerCore
+from broker_daemon.core import DEFAULT_RESULT_TTL, BrokerCore
+from broker_daemon.limits import QueueLimits
 from broker_daemon.storage import Storage
 from qtasks.deadlines import TimerHeap
 from qtasks.exc import DecodeError, ProtocolVersionError
@@ -51,15 +52,17 @@ class Broker:
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        result_ttl: float = DEFAULT_RESULT_TTL,
+        limits: QueueLimits | None = None,
         context: zmq.Context[Any] | None = None,
     ) -> None:
         self.url = bind
         self.core = BrokerCore(storage, max_attempts=max_attempts,
                                heartbeat_interval=heartbeat_interval,
                                heartbeat_liveness=heartbeat_liveness,
-                               max_message_size=max_message_size)
+                               max_message_size=max_message_size, result_ttl=result_ttl, limits=limits)
         self.max_message_size = max_message_size
-        self.connections = ConnectionLog(max_message_size, self._describe_lost_peer)
+        self.connections = ConnectionLog(max_message_size, self._describe_lost_peer, self.core.forget_peer)
         self._monitor: zmq.Socket[Any] | None = None
         self.endpoint: str | None = None
         self._context = context
@@ -98,7 +101,14 @@ class Broker:
             self.bind()
         log.info("broker serving %s (max attempts %d, heartbeat %.3g s x %d)", self.endpoint,
                  self.core.max_attempts, self.core.heartbeat_interval, self.core.heartbeat_liveness)
-        self.core.storage.start()
+        storage = self.core.storage
+        storage.start()
+        if storage.durable:
+            restored = self.core.restore()
+            log.info("storing tasks, results and State in %s; %d unfinished task(s) taken up again",
+                     getattr(storage, "directory", storage.name), restored)
+        else:
+            log.info("keeping tasks, results and State in memory (no --data-dir): a restart loses them")
         try:
             self._loop()
         finally:
@@ -237,10 +247,12 @@ class Broker:
 
     def _send(self, sock: zmq.Socket[Any]) -> None:
         outgoing = self.core.flush()
+        self.core.persist()  # what an answer acknowledges is stored before the answer goes out
         while outgoing:
             for peer, message in outgoing:
                 self._send_one(sock, peer, message)
             outgoing = self.core.flush()
+            self.core.persist()
 
     def _send_one(self, sock: zmq.Socket[Any], peer: bytes, message: Message) -> None:
         try:

@@ -30,9 +30,14 @@ def _key(key: Any) -> str:
     return key
 
 
+_CHANGES = frozenset({"set", "update", "delete", "clear", "incr", "setdefault", "pop"})
+
+
 class StateActor:
     def __init__(self) -> None:
         self.namespaces: dict[Namespace, dict[str, Any]] = {}
+        self.changed: set[Namespace] = set()
+        """Namespaces changed since the broker last stored them (``take_changed``)."""
         self._ops: dict[str, Callable[..., Any]] = {
             "get": self._get,
             "get_all": self._get_all,
@@ -61,7 +66,18 @@ class StateActor:
             result = handler(namespace, *args)
         except TypeError as exc:  # wrong number of arguments
             raise StateOpError(f"bad arguments for state operation {op!r}: {exc}") from None
+        if op in _CHANGES:
+            self.changed.add(namespace)
         return pack_value(result)
+
+    def load(self, namespaces: dict[Namespace, dict[str, Any]]) -> None:
+        """The namespaces a data directory kept (at start)."""
+        self.namespaces.update(namespaces)
+
+    def take_changed(self) -> list[tuple[Namespace, dict[str, Any] | None]]:
+        """Each namespace changed since the last call, as it is now (None: gone)."""
+        changed, self.changed = self.changed, set()
+        return [(namespace, self.namespaces.get(namespace)) for namespace in changed]
 
     def _space(self, namespace: Namespace) -> dict[str, Any]:
         space = self.namespaces.get(namespace)

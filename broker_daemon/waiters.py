@@ -6,6 +6,7 @@ also carries the uuid the client asked about, which differs from the task it now
 waits on once a retry chain moved it along::
 
     by_uuid  {task uuid: {peer: (deadline, uuid the peer asked about)}}
+    by_peer  {peer: {task uuid, ...}}       (to forget a client whose connection closed)
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import heapq
 
 
 class Waiters:
-    __slots__ = ("_by_uuid", "_deadlines")
+    __slots__ = ("_by_uuid", "_by_peer", "_deadlines")
 
     def __init__(self) -> None:
         self._by_uuid: dict[bytes, dict[bytes, tuple[float, bytes]]] = {}
+        self._by_peer: dict[bytes, set[bytes]] = {}
         self._deadlines: list[tuple[float, bytes, bytes]] = []
 
     def add(self, uuid: bytes, peer: bytes, deadline: float, asked: bytes | None = None) -> None:
@@ -26,10 +28,34 @@ class Waiters:
         if current is None or current[0] < deadline:
             peers[peer] = (deadline, asked or uuid)
             heapq.heappush(self._deadlines, (deadline, uuid, peer))
+            self._by_peer.setdefault(peer, set()).add(uuid)
 
     def pop(self, uuid: bytes) -> list[tuple[bytes, float, bytes]]:
         """(peer, deadline, uuid it asked about) of everyone waiting for ``uuid``, forgetting them."""
-        return [(peer, deadline, asked) for peer, (deadline, asked) in self._by_uuid.pop(uuid, {}).items()]
+        peers = self._by_uuid.pop(uuid, None)
+        if not peers:
+            return []
+        for peer in peers:
+            self._unlink(peer, uuid)
+        return [(peer, deadline, asked) for peer, (deadline, asked) in peers.items()]
+
+    def drop_peer(self, peer: bytes) -> int:
+        """Forget everything ``peer`` waits for; returns how many registrations went."""
+        uuids = self._by_peer.pop(peer, ())
+        for uuid in uuids:
+            peers = self._by_uuid.get(uuid)
+            if peers is not None:
+                peers.pop(peer, None)
+                if not peers:
+                    del self._by_uuid[uuid]
+        return len(uuids)
+
+    def _unlink(self, peer: bytes, uuid: bytes) -> None:
+        uuids = self._by_peer.get(peer)
+        if uuids is not None:
+            uuids.discard(uuid)
+            if not uuids:
+                del self._by_peer[peer]
 
     def entries(self, uuid: bytes) -> list[tuple[bytes, float, bytes]]:
         """Like :meth:`pop`, without forgetting them."""
@@ -44,6 +70,7 @@ class Waiters:
             peers = self._by_uuid.get(uuid)
             if peers is not None and peer in peers and peers[peer][0] == deadline:
                 del peers[peer]
+                self._unlink(peer, uuid)
                 expired += 1
                 if not peers:
                     del self._by_uuid[uuid]

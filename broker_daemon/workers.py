@@ -7,7 +7,7 @@ import time
 
 class WorkerPeer:
     __slots__ = ("identity", "queue", "concurrency", "busy", "isolating", "pid", "host", "last_seen",
-                 "joined_at", "tasks")
+                 "joined_at", "tasks", "results_seq")
 
     def __init__(self, identity: bytes, queue: str, concurrency: int, pid: int, host: str,
                  tasks: list[str] | None = None) -> None:
@@ -25,6 +25,8 @@ class WorkerPeer:
         self.joined_at = time.time()
         self.tasks: frozenset[str] | None = None if tasks is None else frozenset(tasks)
         """The task names it runs (None: any)."""
+        self.results_seq = 0
+        """The last RESULT it sent that the broker has applied (heartbeats acknowledge it)."""
 
     def serves(self, task_name: str) -> bool:
         return self.tasks is None or task_name in self.tasks

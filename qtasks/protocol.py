@@ -64,7 +64,7 @@ from qtasks.exc import (
     UnserializableResultError,
 )
 
-VERSION = 1
+VERSION = 2
 HEADER = b"QTASKS/%d" % VERSION
 _HEADER_PREFIX = b"QTASKS/"
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -406,6 +406,35 @@ class Flush:
 
 
 @dataclass(frozen=True, slots=True)
+class Dead:
+    """Dead letters (tasks that ended ``error`` for good) of ``app`` (or every app) and ``task_name``
+    (or every name). ``op``: ``list`` (up to ``limit``; the reply is [count, snapshots]), ``retry``
+    (``uuids``, or every matching dead letter when empty; the reply is the new tasks' snapshots),
+    ``purge`` (the reply is how many were deleted)."""
+
+    COMMAND: ClassVar[bytes] = b"DEAD"
+    OPS: ClassVar[tuple[str, ...]] = ("list", "retry", "purge")
+    req_id: int
+    op: str
+    app: str | None = None
+    task_name: str | None = None
+    uuids: list[bytes] = field(default_factory=list)
+    limit: int | None = None
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.op, self.app, self.task_name, self.uuids, self.limit]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Dead:
+        req_id, op, app, task_name, uuids, limit = _array(body, 6, "DEAD")
+        _check(op in cls.OPS, f"DEAD op must be one of {', '.join(cls.OPS)}")
+        limit = _optional(limit, int, "limit")
+        _check(limit is None or limit >= 0, "limit must not be negative")
+        return cls(_int(req_id, "req_id"), op, _optional(app, str, "app"), _optional(task_name, str, "task_name"),
+                   _uuids(uuids), limit)
+
+
+@dataclass(frozen=True, slots=True)
 class StateOp:
     """One operation on a State namespace, applied by the state actor beside the broker.
 
@@ -487,6 +516,15 @@ class Reply:
     def as_snapshots(self) -> list[TaskSnapshot | None]:
         _check(isinstance(self.value, list), "a GET reply must be an array")
         return [None if s is None else TaskSnapshot.from_wire(s) for s in self.value]
+
+    @staticmethod
+    def dead_list_value(count: int, snapshots: Iterable[TaskSnapshot]) -> list[Any]:
+        return [count, [s.to_wire() for s in snapshots]]
+
+    def as_dead_list(self) -> tuple[int, list[TaskSnapshot]]:
+        count, snapshots = _array(self.value, 2, "a DEAD list reply")
+        _check(isinstance(snapshots, list), "a DEAD list reply holds an array of snapshots")
+        return _int(count, "count"), [TaskSnapshot.from_wire(s) for s in snapshots]
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,11 +658,14 @@ class Ready:
     running: list[tuple[bytes, int]] = field(default_factory=list)
     tasks: list[str] | None = None
     """The task names it can run; None: any (the broker sends it only tasks it serves)."""
+    results_acked: int = 0
+    """The last RESULT ``seq`` acknowledged to it: what comes after is sent (again) next."""
 
     def body(self) -> dict[str, Any]:
         return {"queue": self.queue, "concurrency": self.concurrency, "pid": self.pid,
                 "host": self.host, "replaces": self.replaces, "cause": self.cause,
-                "running": [list(item) for item in self.running], "tasks": self.tasks}
+                "running": [list(item) for item in self.running], "tasks": self.tasks,
+                "results_acked": self.results_acked}
 
     @classmethod
     def from_body(cls, body: Any) -> Ready:
@@ -639,7 +680,8 @@ class Ready:
                "tasks must be an array of task names or nil")
         return cls(_str(body.get("queue"), "queue"), concurrency, _int(body.get("pid"), "pid"),
                    _str(body.get("host"), "host"), _optional(body.get("replaces"), int, "replaces"),
-                   _optional(body.get("cause"), str, "cause"), pairs, tasks)
+                   _optional(body.get("cause"), str, "cause"), pairs, tasks,
+                   _int(body.get("results_acked", 0), "results_acked"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -663,15 +705,19 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
+    """Both ways, every heartbeat interval. From the broker it carries ``acked``: the highest
+    RESULT ``seq`` of that worker it has stored (the worker forgets those outcomes)."""
+
     COMMAND: ClassVar[bytes] = b"HEARTBEAT"
+    acked: int | None = None
 
     def body(self) -> list[Any]:
-        return []
+        return [] if self.acked is None else [self.acked]
 
     @classmethod
     def from_body(cls, body: Any) -> Heartbeat:
-        _array(body, 0, "HEARTBEAT")
-        return _HEARTBEAT
+        _check(isinstance(body, list) and len(body) <= 1, "HEARTBEAT needs an array of at most 1 item")
+        return _HEARTBEAT if not body else cls(_int(body[0], "acked"))
 
 
 _HEARTBEAT = Heartbeat()
@@ -693,16 +739,21 @@ class Dispatch:
 
 @dataclass(frozen=True, slots=True)
 class Result:
+    """Outcomes a worker reports; ``seq`` numbers its RESULT messages (from 1, per broker boot),
+    so the broker can acknowledge them and ignore one sent again."""
+
     COMMAND: ClassVar[bytes] = b"RESULT"
     outcomes: list[TaskOutcome]
+    seq: int = 0
 
     def body(self) -> list[Any]:
-        return [o.to_wire() for o in self.outcomes]
+        return [self.seq, [o.to_wire() for o in self.outcomes]]
 
     @classmethod
     def from_body(cls, body: Any) -> Result:
-        _check(isinstance(body, list), "RESULT needs an array of outcomes")
-        return cls([TaskOutcome.from_wire(o) for o in body])
+        seq, outcomes = _array(body, 2, "RESULT")
+        _check(isinstance(outcomes, list), "RESULT needs an array of outcomes")
+        return cls([TaskOutcome.from_wire(o) for o in outcomes], _int(seq, "seq"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -734,12 +785,12 @@ class Bye:
         return cls()
 
 
-Message = Union[Submit, Wait, Get, Stats, Ping, Flush, StateOp, Cancel, Watch, Reply, Notify, Progress,
+Message = Union[Submit, Wait, Get, Stats, Ping, Flush, Dead, StateOp, Cancel, Watch, Reply, Notify, Progress,
                 Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye]
 
 _BY_COMMAND: dict[bytes, Any] = {
     cls.COMMAND: cls
-    for cls in (Submit, Wait, Get, Stats, Ping, Flush, StateOp, Cancel, Watch, Reply, Notify, Progress,
+    for cls in (Submit, Wait, Get, Stats, Ping, Flush, Dead, StateOp, Cancel, Watch, Reply, Notify, Progress,
                 Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye)
 }
 

@@ -71,8 +71,8 @@ def test_reply_values_have_their_own_decoders():
 
 
 def test_version_mismatch_names_both_versions():
-    with pytest.raises(ProtocolVersionError, match=r"'QTASKS/2'.*version 1"):
-        p.decode([b"QTASKS/2", b"PING", msgpack.packb([1])])
+    with pytest.raises(ProtocolVersionError, match=r"'QTASKS/9'.*version 2"):
+        p.decode([b"QTASKS/9", b"PING", msgpack.packb([1])])
 
 
 @pytest.mark.parametrize("frames, needle", [

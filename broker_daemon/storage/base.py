@@ -1,24 +1,29 @@
-"""Where the broker keeps task records. Implementations: memory (default), and more to come.
+"""Where the broker keeps task records. Implementations: memory (default) and SQLite (``--data-dir``).
 
 A storage is a component (name, log, config, plugins): a user storage, loaded with
 ``qtasks-broker --storage module:factory``, subclasses this (or the memory storage) and
 implements the abstract methods below; the broker calls them on its one thread, one at a
-time, so a storage needs no locks. The broker keeps the records it is working on (queued,
-running) in memory and calls ``save`` after every change to one, so a storage that writes
-through on ``add_many``/``save`` holds every record as it is. Plugins the factory adds to
-the storage get ``storage_start``, ``storage_stop`` and ``storage_flush_all``.
+time, so a storage needs no locks. The broker changes records in place and calls ``save``
+after every change, then ``commit`` once per turn of its loop, before it answers anyone:
+an answer means "stored". Plugins the factory adds to the storage get ``storage_start``,
+``storage_stop`` and ``storage_flush_all``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterable
+from typing import Any, Iterable, Optional
 
 from broker_daemon.records import TaskRecord
 from qtasks.components import Component
 
+Namespace = tuple[str, str, str]
+
 
 class Storage(Component, ABC):
+    durable = False
+    """Whether records outlive the broker process (then it restores them at start)."""
+
     @abstractmethod
     def add_many(self, records: Iterable[TaskRecord]) -> None:
         """Store new records."""
@@ -29,7 +34,7 @@ class Storage(Component, ABC):
 
     @abstractmethod
     def save(self, record: TaskRecord) -> None:
-        """Persist the changes made to ``record`` (a no-op where records live in memory)."""
+        """The broker changed ``record`` in place: keep the change."""
 
     @abstractmethod
     def delete_ended(self, app: str) -> int:
@@ -39,6 +44,37 @@ class Storage(Component, ABC):
     @abstractmethod
     def __len__(self) -> int:
         """How many records are stored."""
+
+    def commit(self) -> None:
+        """Make everything added and saved since the last commit durable (once per loop turn)."""
+
+    def live(self) -> Iterable[TaskRecord]:
+        """At start: the records that have not ended, in the order they were added."""
+        return ()
+
+    def expire(self, ended_before: float) -> int:
+        """Delete ended records (dead letters aside) last changed before ``ended_before``; how many."""
+        return 0
+
+    def dead_letters(self, app: Optional[str] = None, task_name: Optional[str] = None,
+                     limit: Optional[int] = None) -> list[TaskRecord]:
+        """Dead letters (tasks that ended ``error`` for good) of ``app`` and ``task_name`` (None: any),
+        oldest first."""
+        return []
+
+    def dead_count(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
+        return 0
+
+    def delete_dead(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
+        """Delete the dead letters of ``app`` and ``task_name`` (None: any); how many."""
+        return 0
+
+    def load_state(self) -> dict[Namespace, dict[str, Any]]:
+        """At start: the State namespaces kept last time."""
+        return {}
+
+    def save_state(self, namespace: Namespace, values: Optional[dict[str, Any]]) -> None:
+        """Keep a namespace as it is now (None: it is gone)."""
 
     def start(self) -> None:
         """The broker starts serving: fires ``storage_start`` on this storage's plugins."""

@@ -1,8 +1,14 @@
-"""Records in a dict: fast, and gone when the broker stops."""
+"""Records in a dict: fast, and gone when the broker stops.
+
+Ended records are kept for ``--result-ttl``; ``expired`` walks them in the order they
+ended (a deque, so expiry costs nothing per task). Dead letters are indexed apart and
+kept until retried or purged.
+"""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections import deque
+from typing import Iterable, Optional
 
 from broker_daemon.records import TaskRecord
 from broker_daemon.storage.base import Storage
@@ -12,6 +18,8 @@ class MemoryStorage(Storage):
     def __init__(self, name: str = "memory") -> None:
         super().__init__(name)
         self._records: dict[bytes, TaskRecord] = {}
+        self._ended: deque[tuple[float, bytes]] = deque()
+        self._dead: dict[bytes, TaskRecord] = {}
 
     def add_many(self, records: Iterable[TaskRecord]) -> None:
         self._records.update((r.envelope.uuid, r) for r in records)
@@ -20,12 +28,47 @@ class MemoryStorage(Storage):
         return self._records.get(uuid)
 
     def save(self, record: TaskRecord) -> None:
-        pass
+        if record.ended:
+            uuid = record.envelope.uuid
+            self._ended.append((record.updated_at, uuid))
+            if record.dead:
+                self._dead[uuid] = record
+            else:
+                self._dead.pop(uuid, None)
 
     def delete_ended(self, app: str) -> int:
         gone = [uuid for uuid, r in self._records.items() if r.ended and r.envelope.queue == app]
         for uuid in gone:
             del self._records[uuid]
+            self._dead.pop(uuid, None)
+        return len(gone)
+
+    def expire(self, ended_before: float) -> int:
+        expired, ended, records = 0, self._ended, self._records
+        while ended and ended[0][0] < ended_before:
+            stamp, uuid = ended.popleft()
+            record = records.get(uuid)
+            if record is not None and record.ended and not record.dead and record.updated_at == stamp:
+                del records[uuid]
+                expired += 1
+        return expired
+
+    def dead_letters(self, app: Optional[str] = None, task_name: Optional[str] = None,
+                     limit: Optional[int] = None) -> list[TaskRecord]:
+        found = [r for r in self._dead.values() if (app is None or r.envelope.queue == app)
+                 and (task_name is None or r.envelope.task_name == task_name)]
+        return found if limit is None else found[:limit]
+
+    def dead_count(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
+        if app is None and task_name is None:
+            return len(self._dead)
+        return len(self.dead_letters(app, task_name))
+
+    def delete_dead(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
+        gone = [r.envelope.uuid for r in self.dead_letters(app, task_name)]
+        for uuid in gone:
+            del self._dead[uuid]
+            self._records.pop(uuid, None)
         return len(gone)
 
     def __len__(self) -> int:

@@ -77,13 +77,15 @@ Snapshots = list[Optional[TaskSnapshot]]
 
 
 class _Request:
-    __slots__ = ("on_reply", "on_fail", "timer")
+    __slots__ = ("on_reply", "on_fail", "timer", "patient")
 
     def __init__(self, on_reply: Callable[[Reply], None], on_fail: Callable[[BaseException], None],
-                 timer: Timer) -> None:
+                 timer: Timer, patient: bool = False) -> None:
         self.on_reply = on_reply
         self.on_fail = on_fail
         self.timer = timer
+        self.patient = patient
+        """Unanswered, it fails nothing: the keep-alive of open waits, which may outlast a restart."""
 
 
 class BatchWait:
@@ -151,6 +153,8 @@ class ClientSession:
         self._streams: dict[bytes, list[_Stream]] = {}
         self._boot_id: Optional[bytes] = None
         self._heard = False
+        self._silent_since: Optional[float] = None
+        """When the broker stopped answering the keep-alive of open waits (None: it answers)."""
         """Something answered on this socket (a broker, then: no need to probe the listener)."""
         self._probe_timer: Optional[Timer] = None
         self._pinging = False
@@ -301,7 +305,7 @@ class ClientSession:
         return result
 
     def _request(self, make: Callable[[int], Message], on_reply: Callable[[Reply], None],
-                 on_fail: Callable[[BaseException], None]) -> None:
+                 on_fail: Callable[[BaseException], None], patient: bool = False) -> None:
         self._next_id += 1
         req_id = self._next_id
         message = make(req_id)
@@ -314,16 +318,16 @@ class ClientSession:
 
             self._request(lambda ping_id: Ping(ping_id), then_send, on_fail)
             return
-        self._send_request(req_id, message, frames, on_reply, on_fail)
+        self._send_request(req_id, message, frames, on_reply, on_fail, patient)
 
-    def _send_request(self, req_id: int, message: Message, frames: Frames,
-                      on_reply: Callable[[Reply], None], on_fail: Callable[[BaseException], None]) -> None:
+    def _send_request(self, req_id: int, message: Message, frames: Frames, on_reply: Callable[[Reply], None],
+                      on_fail: Callable[[BaseException], None], patient: bool = False) -> None:
         limit = self.max_message_size
         if limit is not None and len(frames[2]) > limit:
             on_fail(MessageTooLargeError(_describe(message), len(frames[2]), limit))
             return
         timer = self.timers.call_later(self.connect_timeout, self._unanswered, req_id)
-        self._pending[req_id] = _Request(on_reply, on_fail, timer)
+        self._pending[req_id] = _Request(on_reply, on_fail, timer, patient)
         if not self._heard and self._probe_timer is None:
             self._probe_timer = self.timers.call_later(min(PROBE_AFTER, self.connect_timeout),
                                                        self._check_listener)
@@ -340,8 +344,17 @@ class ClientSession:
 
     def _unanswered(self, req_id: int) -> None:
         """A request got no answer in time: the broker is down or unreachable."""
-        if req_id in self._pending:
-            self._give_up(BrokerUnavailableError(self.url, self.connect_timeout))
+        request = self._pending.get(req_id)
+        if request is None:
+            return
+        if request.patient:  # open waits go on: the broker may be restarting (with its data directory)
+            del self._pending[req_id]
+            if self._silent_since is None:
+                self._silent_since = self.timers.clock() - self.connect_timeout
+                log.warning("the broker at %s does not answer; still waiting for %d task(s) until their "
+                            "timeouts, in case it comes back", self.url, len(self._waits))
+            return
+        self._give_up(BrokerUnavailableError(self.url, self.connect_timeout))
 
     def _give_up(self, error: BaseException) -> None:
         log.debug("failing every request to %s: %s", self.url, error)
@@ -414,7 +427,9 @@ class ClientSession:
     def _wait_expired(self, batch: BatchWait) -> None:
         # A wait whose request is not answered yet ends when the answer (or its timeout) comes.
         if batch.acked:
-            self._drop_wait(batch, None)
+            silent = self._silent_since
+            self._drop_wait(batch, None if silent is None else
+                            BrokerUnavailableError(self.url, self.timers.clock() - silent))
 
     def _forget(self, batch: BatchWait, uuids: list[bytes]) -> None:
         for uuid in uuids:
@@ -449,13 +464,16 @@ class ClientSession:
 
         def on_reply(reply: Reply) -> None:
             hello = reply.as_hello()
+            if self._silent_since is not None:
+                log.info("the broker at %s answers again", self.url)
+                self._silent_since = None
             if self._boot_id is not None and hello.boot_id != self._boot_id:
                 log.warning("the broker at %s restarted; asking it again for %d awaited task(s)",
                             self.url, len(self._waits))
                 self._rewait()
             self._note_hello(None, hello)
 
-        self._request(lambda req_id: Ping(req_id), on_reply, lambda error: None)
+        self._request(lambda req_id: Ping(req_id), on_reply, lambda error: None, patient=True)
         self.timers.call_later(self.ping_interval, self._ping_while_waiting)
 
     def _rewait(self) -> None:

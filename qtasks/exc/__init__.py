@@ -40,6 +40,23 @@ class ConfigError(QTasksError, ValueError):
     """A setting has a value it cannot take (``QueueConfig``, ``QTASKS_<FIELD>`` variables)."""
 
 
+class DataDirError(QTasksError):
+    """The broker's data directory cannot be used (``qtasks-broker --data-dir``)."""
+
+
+class DataDirInUseError(DataDirError):
+    def __init__(self, directory: str, pid: int | None) -> None:
+        holder = f"qtasks-broker pid {pid}" if pid else "another qtasks-broker"
+        super().__init__(f"the data directory {directory} is in use by {holder}: stop that broker, or give this "
+                         "one another --data-dir")
+        self.directory = directory
+        self.pid = pid
+
+
+class QueueFullError(QTasksError):
+    """The broker refused a submit: the queue holds as many tasks (or bytes) as it may."""
+
+
 class ProtocolError(QTasksError):
     """A message does not follow the wire format of :mod:`qtasks.protocol`."""
 
@@ -257,11 +274,14 @@ __all__ = [
     "BrokerReplyError",
     "BrokerUnavailableError",
     "ConfigError",
+    "DataDirError",
+    "DataDirInUseError",
     "DecodeError",
     "InvalidTaskIdError",
     "MessageTooLargeError",
     "NotABrokerError",
     "ProtocolError",
+    "QueueFullError",
     "ProtocolVersionError",
     "QTasksError",
     "Retry",

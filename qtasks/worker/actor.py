@@ -125,6 +125,12 @@ class WorkerActor:
         """Deliveries not yet started. A plain asyncio queue: anyio memory streams cost ~10 µs an
         item here, and this loop always runs on anyio's asyncio backend."""
         self._outbox: list[TaskOutcome] = []
+        self._results_seq = 0
+        """The ``seq`` of the last RESULT sent."""
+        self._results_acked = 0
+        """The last ``seq`` the broker acknowledged (it stored everything up to it)."""
+        self._unacked: dict[int, tuple[float, list[TaskOutcome]]] = {}
+        """RESULTs sent and not acknowledged yet: (sent at, outcomes) by seq, sent again if lost."""
         self._steps: list[tuple[bytes, int, int, bytes]] = []
         self._handles: dict[bytes, RunningTask] = {}
         """The deliveries being run, for cancellation from outside."""
@@ -290,6 +296,7 @@ class WorkerActor:
             cause=self._cause,
             running=list(self._running.items()),
             tasks=self.served.task_names(),
+            results_acked=self._results_acked,
         ))
 
     async def _receive_loop(self) -> None:
@@ -325,9 +332,12 @@ class WorkerActor:
                     log.info("registered with broker %s (boot %s)", self.url, message.boot_id.hex())
                     if listened(self.served.broker.plugins, "broker_listen_start") and self._tg is not None:
                         self._tg.start_soon(self._listening)
+            rejoined = not self._registered or message.boot_id != self._boot_id
             self._registered = self._ever_registered = True
             self.registered.set()
             self._boot_id = message.boot_id
+            if rejoined:
+                self._send_unacked(float("inf"))  # results the broker may not have stored
             self._max_message_size = message.max_message_size
             if message.heartbeat_interval != self._interval:
                 self._interval = message.heartbeat_interval
@@ -340,7 +350,10 @@ class WorkerActor:
                 self._register_again()
             else:
                 log.warning("the broker at %s reported: %s (%s)", self.url, message.message, message.code)
-        elif not isinstance(message, Heartbeat):
+        elif isinstance(message, Heartbeat):
+            if message.acked is not None:
+                self._on_acked(message.acked)
+        else:
             log.warning("ignored an unexpected %s from the broker", message.COMMAND.decode())
 
     def _on_dispatch(self, message: Dispatch) -> None:
@@ -440,8 +453,30 @@ class WorkerActor:
             self._send(Yield(steps))
         if self._outbox:
             outbox, self._outbox = self._outbox, []
+            now = time.monotonic()
             for batch in batches_within(outbox, self._max_message_size):
-                self._send(Result(batch))
+                self._results_seq += 1
+                self._unacked[self._results_seq] = (now, batch)
+                self._send(Result(batch, self._results_seq))
+
+    def _on_acked(self, acked: int) -> None:
+        """The broker stored every RESULT up to ``acked``. One sent before an acknowledged one
+        long enough ago that it should have been acknowledged too was lost (a connection that broke
+        and came back): it goes again."""
+        self._results_acked = max(self._results_acked, acked)
+        unacked = self._unacked
+        for seq in [s for s in unacked if s <= acked]:
+            del unacked[seq]
+        if unacked:
+            self._send_unacked(time.monotonic() - 2 * self._interval)
+
+    def _send_unacked(self, sent_before: float) -> None:
+        """Send again, in order, the unacknowledged RESULTs sent before ``sent_before``."""
+        now = time.monotonic()
+        for seq, (sent_at, batch) in sorted(self._unacked.items()):
+            if sent_at < sent_before:
+                self._unacked[seq] = (now, batch)
+                self._send(Result(batch, seq))
 
     # ------------------------------------------------------------------ running tasks
 

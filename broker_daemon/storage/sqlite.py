@@ -1,0 +1,261 @@
+"""Records, State and dead letters in SQLite (``qtasks-broker --data-dir DIR``).
+
+The records the broker is working on (queued, delayed, running) stay in memory as well;
+an ended record leaves memory once it is committed and is read back from the database
+when asked for. Writes are group-committed: ``add_many``/``save`` only note what changed,
+and ``commit`` (once per turn of the broker's loop, before it answers anyone) writes it
+all in one transaction, so durability costs one commit per batch, not one per task.
+
+The database runs in WAL mode. With ``synchronous=NORMAL`` (the default) a crash of the
+broker process loses nothing it acknowledged; a power cut or OS crash may lose the last
+transactions before the operating system wrote them out. ``--fsync`` (``synchronous=FULL``)
+syncs every commit to disk: nothing acknowledged is lost even then, for one fsync per turn.
+
+One broker at a time owns a directory (an ``fcntl`` lock on ``broker.lock``, which holds
+its pid); the schema is versioned, and a directory written by a newer version is refused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import msgpack
+
+from broker_daemon.records import Status, TaskRecord
+from broker_daemon.storage.base import Namespace, Storage
+from qtasks.exc import DataDirError, DataDirInUseError
+from qtasks.protocol import TaskEnvelope
+
+SCHEMA_VERSION = 1
+DATABASE = "broker.sqlite3"
+LOCK = "broker.lock"
+_LIVE = (Status.NEW.value, Status.PROCESS.value)
+_ENDED = tuple(s.value for s in Status if s.value not in _LIVE)
+_COLUMNS = ("uuid, queue, name, priority, created_at, payload, metadata, status, attempts, losses, suspect, "
+            "updated_at, returning, traceback, extra, steps, retry_child, dead")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    uuid BLOB NOT NULL UNIQUE, queue TEXT NOT NULL, name TEXT NOT NULL, priority INTEGER NOT NULL,
+    created_at REAL NOT NULL, payload BLOB NOT NULL, metadata BLOB, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL, losses INTEGER NOT NULL, suspect INTEGER NOT NULL, updated_at REAL NOT NULL,
+    returning BLOB, traceback TEXT, extra BLOB, steps BLOB, retry_child BLOB, dead INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_live ON tasks (status) WHERE status IN {_LIVE!r};
+CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (updated_at) WHERE dead = 0 AND status IN {_ENDED!r};
+CREATE INDEX IF NOT EXISTS tasks_dead ON tasks (updated_at) WHERE dead = 1;
+CREATE TABLE IF NOT EXISTS state (
+    app TEXT NOT NULL, class TEXT NOT NULL, scope TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (app, class, scope));
+"""
+
+
+def _pack(value: Any) -> Optional[bytes]:
+    return msgpack.packb(value, use_bin_type=True) if value else None
+
+
+def _unpack(data: Optional[bytes], empty: Any) -> Any:
+    return msgpack.unpackb(data, raw=False) if data is not None else empty
+
+
+def _row(record: TaskRecord) -> tuple[Any, ...]:
+    e = record.envelope
+    return (e.uuid, e.queue, e.task_name, e.priority, e.created_at, e.payload, _pack(e.metadata),
+            record.status.value, record.attempts, record.losses, int(record.suspect), record.updated_at,
+            record.returning, record.traceback, _pack(record.extra), _pack(record.steps), record.retry_child,
+            int(record.dead))
+
+
+def _changes(record: TaskRecord) -> tuple[Any, ...]:
+    return (record.status.value, record.attempts, record.losses, int(record.suspect), record.updated_at,
+            record.returning, record.traceback, _pack(record.extra), _pack(record.steps), record.retry_child,
+            int(record.dead), record.envelope.uuid)
+
+
+def _record(row: tuple[Any, ...]) -> TaskRecord:
+    (uuid, queue, name, priority, created_at, payload, metadata, status, attempts, losses, suspect,
+     updated_at, returning, traceback, extra, steps, retry_child, dead) = row
+    record = TaskRecord(TaskEnvelope(uuid, name, queue, priority, created_at, payload, _unpack(metadata, {})),
+                        updated_at)
+    record.status = Status(status)
+    record.attempts, record.losses, record.suspect = attempts, losses, bool(suspect)
+    record.returning, record.traceback = returning, traceback
+    record.extra = _unpack(extra, {})
+    record.steps = _unpack(steps, [])
+    record.retry_child, record.dead = retry_child, bool(dead)
+    return record
+
+
+def _dead_filter(app: Optional[str], task_name: Optional[str]) -> tuple[str, tuple[Any, ...]]:
+    where, args = ["dead = 1"], []
+    if app is not None:
+        where.append("queue = ?")
+        args.append(app)
+    if task_name is not None:
+        where.append("name = ?")
+        args.append(task_name)
+    return " AND ".join(where), tuple(args)
+
+
+class DataDirLock:
+    """Exclusive use of a data directory by one process, with its pid written for whoever asks."""
+
+    def __init__(self, directory: Path) -> None:
+        path = directory / LOCK
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self._fd, 32).decode("ascii", "replace").strip()
+            os.close(self._fd)
+            raise DataDirInUseError(str(directory), int(holder) if holder.isdigit() else None) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, str(os.getpid()).encode())
+
+    def release(self) -> None:
+        os.close(self._fd)  # closing the descriptor releases the lock
+
+
+class SQLiteStorage(Storage):
+    durable = True
+
+    def __init__(self, directory: str | os.PathLike[str], *, fsync: bool = False, name: str = "sqlite") -> None:
+        super().__init__(name)
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirError(f"cannot use {self.directory} as the data directory: {exc.strerror}") from None
+        self._lock = DataDirLock(self.directory)
+        try:
+            self._db = sqlite3.connect(self.directory / DATABASE, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+            self._check_schema()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._live: dict[bytes, TaskRecord] = {}
+        self._new: dict[bytes, TaskRecord] = {}
+        self._changed: dict[bytes, TaskRecord] = {}
+        self._state: dict[Namespace, Optional[dict[str, Any]]] = {}
+        self._count: int = self._db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+
+    def _check_schema(self) -> None:
+        self._db.executescript(_SCHEMA)
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if found is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(found[0]) > SCHEMA_VERSION:
+            raise DataDirError(f"the data directory {self.directory} was written by a newer qtasks-broker (schema "
+                               f"{found[0]}; this one reads up to {SCHEMA_VERSION}): upgrade qtasks, or give this "
+                               "broker another --data-dir")
+
+    # ------------------------------------------------------------------ records
+
+    def add_many(self, records: Iterable[TaskRecord]) -> None:
+        for record in records:
+            uuid = record.envelope.uuid
+            self._live[uuid] = self._new[uuid] = record
+            self._count += 1
+
+    def get(self, uuid: bytes) -> TaskRecord | None:
+        record = self._live.get(uuid) or self._changed.get(uuid)
+        if record is not None:
+            return record
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE uuid = ?", (uuid,)).fetchone()
+        return None if row is None else _record(row)
+
+    def save(self, record: TaskRecord) -> None:
+        uuid = record.envelope.uuid
+        if uuid not in self._new:
+            self._changed[uuid] = record
+
+    def commit(self) -> None:
+        new, changed, state = self._new, self._changed, self._state
+        if not (new or changed or state):
+            return
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            if new:
+                db.executemany(f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                               [_row(r) for r in new.values()])
+            if changed:
+                db.executemany("UPDATE tasks SET status = ?, attempts = ?, losses = ?, suspect = ?, updated_at = ?, "
+                               "returning = ?, traceback = ?, extra = ?, steps = ?, retry_child = ?, dead = ? "
+                               "WHERE uuid = ?", [_changes(r) for r in changed.values()])
+            for (app, cls, scope), values in state.items():
+                if values:
+                    db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
+                               (app, cls, scope, msgpack.packb(values, use_bin_type=True)))
+                else:
+                    db.execute("DELETE FROM state WHERE app = ? AND class = ? AND scope = ?", (app, cls, scope))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        live = self._live
+        for records in (new, changed):
+            for uuid, record in records.items():
+                if record.ended:
+                    live.pop(uuid, None)  # on disk now: read back when asked for
+        self._new, self._changed, self._state = {}, {}, {}
+
+    def live(self) -> Iterable[TaskRecord]:
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE status IN {_LIVE!r} ORDER BY rowid")
+        for row in rows:
+            record = _record(row)
+            self._live[record.envelope.uuid] = record
+            yield record
+
+    def _delete(self, where: str, args: tuple[Any, ...]) -> int:
+        self.commit()
+        deleted = self._db.execute(f"DELETE FROM tasks WHERE {where}", args).rowcount
+        self._count -= deleted
+        return int(deleted)
+
+    def delete_ended(self, app: str) -> int:
+        return self._delete(f"queue = ? AND status IN {_ENDED!r}", (app,))
+
+    def expire(self, ended_before: float) -> int:
+        return self._delete(f"dead = 0 AND status IN {_ENDED!r} AND updated_at < ?", (ended_before,))
+
+    def dead_letters(self, app: Optional[str] = None, task_name: Optional[str] = None,
+                     limit: Optional[int] = None) -> list[TaskRecord]:
+        self.commit()
+        where, args = _dead_filter(app, task_name)
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE {where} ORDER BY updated_at LIMIT ?",
+                                (*args, -1 if limit is None else limit))
+        return [_record(row) for row in rows]
+
+    def dead_count(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
+        self.commit()
+        where, args = _dead_filter(app, task_name)
+        return int(self._db.execute(f"SELECT count(*) FROM tasks WHERE {where}", args).fetchone()[0])
+
+    def delete_dead(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
+        return self._delete(*_dead_filter(app, task_name))
+
+    def __len__(self) -> int:
+        return self._count
+
+    # ------------------------------------------------------------------ State
+
+    def load_state(self) -> dict[Namespace, dict[str, Any]]:
+        rows = self._db.execute("SELECT app, class, scope, data FROM state")
+        return {(app, cls, scope): msgpack.unpackb(data, raw=False) for app, cls, scope, data in rows}
+
+    def save_state(self, namespace: Namespace, values: Optional[dict[str, Any]]) -> None:
+        self._state[namespace] = values
+
+    def close(self) -> None:
+        try:
+            self.commit()
+            self._db.close()
+        finally:
+            self._lock.release()
