@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qtasks-broker: {exc}", file=sys.stderr)
         return 2
     limits = QueueLimits(args.max_queued_tasks, args.max_queued_bytes)
-    broker = Broker(args.bind, storage=storage, result_ttl=args.result_ttl, limits=limits, max_attempts=args.max_attempts,
+    broker = Broker(args.bind, storage=storage, result_ttl=args.result_ttl, limits=limits,
+                    max_attempts=args.max_attempts,
                     heartbeat_interval=args.heartbeat_interval,
                     heartbeat_liveness=args.heartbeat_liveness,
                     max_message_size=args.max_message_size)

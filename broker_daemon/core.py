@@ -244,7 +244,7 @@ class BrokerCore:
         if self._gone_peers:
             self._drop_gone_peers(now)
         if now >= self._next_expiry:
-            self._next_expiry = now + EXPIRE_EVERY
+            self._next_expiry = now + min(EXPIRE_EVERY, max(self.result_ttl, self.heartbeat_interval))
             self.expire_records()
 
     def expire_records(self) -> int:
