@@ -73,8 +73,6 @@ DEFAULT_RESULT_TTL = 86_400.0
 """Seconds an ended record is kept (``--result-ttl``; 0 keeps them); dead letters stay until handled."""
 EXPIRE_EVERY = 10.0
 """Seconds between sweeps for expired records."""
-DEAD_BATCH = 10_000
-"""Dead letters one ``retry`` of them all revives; the caller asks again for the rest."""
 ORPHAN_GRACE_BEATS = 6
 """After a restart, heartbeat intervals a task that was running waits for its worker to come back
 and claim it (or send its result) before it is counted lost and runs again."""
@@ -173,8 +171,8 @@ class BrokerCore:
         """Store everything changed since the last call (the loop calls it before it sends anything)."""
         storage = self.storage
         if self.state.changed:
-            for namespace, values in self.state.take_changed():
-                storage.save_state(namespace, values)
+            for namespace, cleared, keys in self.state.take_changed():
+                storage.save_state(namespace, cleared, keys)
         storage.commit()
 
     def handle(self, peer: bytes, message: Message) -> None:
@@ -421,7 +419,7 @@ class BrokerCore:
             if msg.uuids:
                 records = [storage.get(uuid) for uuid in msg.uuids]
             else:
-                records = list(storage.dead_letters(msg.app, msg.task_name, min(msg.limit or DEAD_BATCH, DEAD_BATCH)))
+                records = list(storage.dead_letters(msg.app, msg.task_name, min(msg.limit or Dead.BATCH, Dead.BATCH)))
             dead = [r for r in records if r is not None and r.dead]
             refusal = self.limits.refusal(r.envelope for r in dead)
             if refusal is not None:

@@ -30,14 +30,27 @@ def _key(key: Any) -> str:
     return key
 
 
-_CHANGES = frozenset({"set", "update", "delete", "clear", "incr", "setdefault", "pop"})
+DELETED = object()
+"""In what ``take_changed`` returns: the key is gone."""
+
+
+class StateChange:
+    """What happened to one namespace since the broker last stored it: ``cleared`` (everything gone
+    first), then ``keys`` set to a value (or ``DELETED``)."""
+
+    __slots__ = ("cleared", "keys")
+
+    def __init__(self) -> None:
+        self.cleared = False
+        self.keys: set[str] = set()
 
 
 class StateActor:
     def __init__(self) -> None:
         self.namespaces: dict[Namespace, dict[str, Any]] = {}
-        self.changed: set[Namespace] = set()
-        """Namespaces changed since the broker last stored them (``take_changed``)."""
+        self.changed: dict[Namespace, StateChange] = {}
+        """Namespaces changed since the broker last stored them (``take_changed``), key by key: a
+        namespace of many keys costs one row per changed key, not the whole namespace."""
         self._ops: dict[str, Callable[..., Any]] = {
             "get": self._get,
             "get_all": self._get_all,
@@ -66,18 +79,26 @@ class StateActor:
             result = handler(namespace, *args)
         except TypeError as exc:  # wrong number of arguments
             raise StateOpError(f"bad arguments for state operation {op!r}: {exc}") from None
-        if op in _CHANGES:
-            self.changed.add(namespace)
         return pack_value(result)
 
     def load(self, namespaces: dict[Namespace, dict[str, Any]]) -> None:
         """The namespaces a data directory kept (at start)."""
         self.namespaces.update(namespaces)
 
-    def take_changed(self) -> list[tuple[Namespace, dict[str, Any] | None]]:
-        """Each namespace changed since the last call, as it is now (None: gone)."""
-        changed, self.changed = self.changed, set()
-        return [(namespace, self.namespaces.get(namespace)) for namespace in changed]
+    def take_changed(self) -> list[tuple[Namespace, bool, dict[str, Any]]]:
+        """(namespace, cleared, {key: value or ``DELETED``}) of each namespace changed since the last call."""
+        changed, self.changed = self.changed, {}
+        taken = []
+        for namespace, change in changed.items():
+            space = self.namespaces.get(namespace, {})
+            taken.append((namespace, change.cleared, {key: space.get(key, DELETED) for key in change.keys}))
+        return taken
+
+    def _changed(self, namespace: Namespace, key: str) -> None:
+        change = self.changed.get(namespace)
+        if change is None:
+            change = self.changed[namespace] = StateChange()
+        change.keys.add(key)
 
     def _space(self, namespace: Namespace) -> dict[str, Any]:
         space = self.namespaces.get(namespace)
@@ -96,19 +117,25 @@ class StateActor:
 
     def _set(self, namespace: Namespace, key: Any, value: Any) -> None:
         self._space(namespace)[_key(key)] = value
+        self._changed(namespace, key)
 
     def _update(self, namespace: Namespace, mapping: Any) -> dict[str, Any]:
         if not isinstance(mapping, dict):
             raise StateOpError(f"update takes a mapping, got {type(mapping).__name__}")
         space = self._space(namespace)
         space.update({_key(k): v for k, v in mapping.items()})
+        for key in mapping:
+            self._changed(namespace, key)
         return dict(space)
 
     def _delete(self, namespace: Namespace, key: Any) -> None:
         self.namespaces.get(namespace, {}).pop(_key(key), None)
+        self._changed(namespace, key)
 
     def _clear(self, namespace: Namespace) -> None:
         self.namespaces.pop(namespace, None)
+        change = self.changed[namespace] = StateChange()
+        change.cleared = True
 
     def _incr(self, namespace: Namespace, key: Any, amount: Any = 1) -> Any:
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
@@ -118,14 +145,21 @@ class StateActor:
         if isinstance(current, bool) or not isinstance(current, (int, float)):
             raise StateOpError(f"cannot incr {key!r}: it holds a {type(current).__name__}, not a number")
         space[key] = current + amount
+        self._changed(namespace, key)
         return space[key]
 
     def _setdefault(self, namespace: Namespace, key: Any, value: Any = None) -> Any:
-        return self._space(namespace).setdefault(_key(key), value)
+        space = self._space(namespace)
+        if _key(key) not in space:
+            self._changed(namespace, key)
+        return space.setdefault(key, value)
 
     def _pop(self, namespace: Namespace, key: Any, default: Any = None) -> Any:
         space = self.namespaces.get(namespace)
-        return default if space is None else space.pop(_key(key), default)
+        if space is None:
+            return default
+        self._changed(namespace, _key(key))
+        return space.pop(key, default)
 
     def _scopes(self, namespace: Namespace, pattern: Any = "*") -> dict[str, dict[str, Any]]:
         """Every scope of the namespace's class whose name matches ``pattern`` (shell-style), with

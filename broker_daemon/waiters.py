@@ -15,17 +15,22 @@ import heapq
 
 
 class Waiters:
-    __slots__ = ("_by_uuid", "_by_peer", "_deadlines")
+    __slots__ = ("_by_uuid", "_by_peer", "_deadlines", "_count")
 
     def __init__(self) -> None:
         self._by_uuid: dict[bytes, dict[bytes, tuple[float, bytes]]] = {}
         self._by_peer: dict[bytes, set[bytes]] = {}
         self._deadlines: list[tuple[float, bytes, bytes]] = []
+        """Every registration's deadline, also of ones answered since (they are skipped when due, and
+        swept out once they are most of the heap, so answered waits cost no memory for long)."""
+        self._count = 0
 
     def add(self, uuid: bytes, peer: bytes, deadline: float, asked: bytes | None = None) -> None:
         peers = self._by_uuid.setdefault(uuid, {})
         current = peers.get(peer)
         if current is None or current[0] < deadline:
+            if current is None:
+                self._count += 1
             peers[peer] = (deadline, asked or uuid)
             heapq.heappush(self._deadlines, (deadline, uuid, peer))
             self._by_peer.setdefault(peer, set()).add(uuid)
@@ -37,7 +42,17 @@ class Waiters:
             return []
         for peer in peers:
             self._unlink(peer, uuid)
+        self._answered(len(peers))
         return [(peer, deadline, asked) for peer, (deadline, asked) in peers.items()]
+
+    def _answered(self, count: int) -> None:
+        self._count -= count
+        heap = self._deadlines
+        if len(heap) > 1024 and len(heap) > 4 * self._count:
+            by_uuid = self._by_uuid
+            self._deadlines = [entry for entry in heap if entry[2] in by_uuid.get(entry[1], ())
+                               and by_uuid[entry[1]][entry[2]][0] == entry[0]]
+            heapq.heapify(self._deadlines)
 
     def drop_peer(self, peer: bytes) -> int:
         """Forget everything ``peer`` waits for; returns how many registrations went."""
@@ -48,6 +63,7 @@ class Waiters:
                 peers.pop(peer, None)
                 if not peers:
                     del self._by_uuid[uuid]
+        self._answered(len(uuids))
         return len(uuids)
 
     def _unlink(self, peer: bytes, uuid: bytes) -> None:
@@ -71,10 +87,11 @@ class Waiters:
             if peers is not None and peer in peers and peers[peer][0] == deadline:
                 del peers[peer]
                 self._unlink(peer, uuid)
+                self._count -= 1
                 expired += 1
                 if not peers:
                     del self._by_uuid[uuid]
         return expired
 
     def __len__(self) -> int:
-        return sum(len(peers) for peers in self._by_uuid.values())
+        return self._count

@@ -14,9 +14,12 @@ import re
 import sys
 from typing import Any, Optional, Sequence
 
+from qtasks.admin import add_commands as add_admin_commands
+from qtasks.admin import run_dead
 from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
 from qtasks.loading import load_attribute
 from qtasks.logs import level_argument
+from qtasks.urls import resolve_broker_url
 
 
 def load_app(spec: str) -> Any:
@@ -112,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-A", "-app", dest="app", metavar="MODULE:APP",
                         help="the app to serve, e.g. -A app:app")
     parser.add_argument("--port", type=int, default=8000, help="port for the web sub-command (unused)")
+    parser.add_argument("--broker", dest="broker_url", metavar="URL", default=None,
+                        help="the broker the dead command talks to (default: the -A app's, else "
+                             "$QTASKS_BROKER_URL, else tcp://127.0.0.1:5555)")
+    parser.add_argument("--timeout", type=_non_negative_float, default=5.0, metavar="SECONDS",
+                        help="how long to wait for the broker to answer (default 5)")
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="serve the app's tasks with worker processes")
     run.add_argument("--processes", type=_positive_int, default=4, metavar="N",
@@ -128,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case); default: "
                           "$QTASKS_LOG_LEVEL, else config.logs_default_level_server (INFO)")
     commands.add_parser("web", help="there is no web view yet: says so and exits with code 2")
+    add_admin_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
     stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
                        help="a SyncStats/AsyncStats object to use (default: SyncStats of the app)")
@@ -152,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "web":
         print(f"qtasks: {NO_WEB_VIEW}", file=sys.stderr)
         return 2
+    if args.command == "dead" and not args.app:
+        return run_dead(args, resolve_broker_url(args.broker_url), None, args.timeout)
     if not args.app:
         parser.error("give the app with -A module:app before the sub-command, e.g. qtasks -A app:app run")
     try:
@@ -162,12 +173,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         try:
             code: int = app._serve(args.processes, concurrency=args.concurrency,
-                                   broker_url=args.broker, grace=args.grace, log_level=args.log_level)
+                                   broker_url=args.broker or args.broker_url, grace=args.grace,
+                                   log_level=args.log_level)
             return code
         except (RuntimeError, ValueError, NotABrokerError) as exc:
             print(f"qtasks: {exc}", file=sys.stderr)
             return 2
     if args.command == "stats":
         return _stats(app, args)
+    if args.command == "dead":
+        return run_dead(args, args.broker_url or app.broker.url, app.name, args.timeout)
     parser.error(f"unknown command {args.command!r}")
     return 2

@@ -414,6 +414,8 @@ class Dead:
 
     COMMAND: ClassVar[bytes] = b"DEAD"
     OPS: ClassVar[tuple[str, ...]] = ("list", "retry", "purge")
+    BATCH: ClassVar[int] = 10_000
+    """Dead letters one ``retry`` of all of them takes at most; the caller asks again for the rest."""
     req_id: int
     op: str
     app: str | None = None

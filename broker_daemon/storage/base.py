@@ -73,8 +73,9 @@ class Storage(Component, ABC):
         """At start: the State namespaces kept last time."""
         return {}
 
-    def save_state(self, namespace: Namespace, values: Optional[dict[str, Any]]) -> None:
-        """Keep a namespace as it is now (None: it is gone)."""
+    def save_state(self, namespace: Namespace, cleared: bool, keys: dict[str, Any]) -> None:
+        """Keep a namespace's changes: ``cleared`` (every key gone first), then ``keys`` set to their
+        values (``broker_daemon.state.DELETED``: removed)."""
 
     def start(self) -> None:
         """The broker starts serving: fires ``storage_start`` on this storage's plugins."""

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Optional
 import msgpack
 
 from broker_daemon.records import Status, TaskRecord
+from broker_daemon.state import DELETED
 from broker_daemon.storage.base import Namespace, Storage
 from qtasks.exc import DataDirError, DataDirInUseError
 from qtasks.protocol import TaskEnvelope
@@ -36,7 +37,7 @@ LOCK = "broker.lock"
 _LIVE = (Status.NEW.value, Status.PROCESS.value)
 _ENDED = tuple(s.value for s in Status if s.value not in _LIVE)
 _COLUMNS = ("uuid, queue, name, priority, created_at, payload, metadata, status, attempts, losses, suspect, "
-            "updated_at, returning, traceback, extra, steps, retry_child, dead")
+            "updated_at, result, traceback, extra, steps, retry_child, dead")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,13 +45,13 @@ CREATE TABLE IF NOT EXISTS tasks (
     uuid BLOB NOT NULL UNIQUE, queue TEXT NOT NULL, name TEXT NOT NULL, priority INTEGER NOT NULL,
     created_at REAL NOT NULL, payload BLOB NOT NULL, metadata BLOB, status TEXT NOT NULL,
     attempts INTEGER NOT NULL, losses INTEGER NOT NULL, suspect INTEGER NOT NULL, updated_at REAL NOT NULL,
-    returning BLOB, traceback TEXT, extra BLOB, steps BLOB, retry_child BLOB, dead INTEGER NOT NULL);
+    result BLOB, traceback TEXT, extra BLOB, steps BLOB, retry_child BLOB, dead INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_live ON tasks (status) WHERE status IN {_LIVE!r};
 CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (updated_at) WHERE dead = 0 AND status IN {_ENDED!r};
 CREATE INDEX IF NOT EXISTS tasks_dead ON tasks (updated_at) WHERE dead = 1;
 CREATE TABLE IF NOT EXISTS state (
-    app TEXT NOT NULL, class TEXT NOT NULL, scope TEXT NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (app, class, scope));
+    app TEXT NOT NULL, class TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (app, class, scope, key));
 """
 
 
@@ -142,7 +143,7 @@ class SQLiteStorage(Storage):
         self._live: dict[bytes, TaskRecord] = {}
         self._new: dict[bytes, TaskRecord] = {}
         self._changed: dict[bytes, TaskRecord] = {}
-        self._state: dict[Namespace, Optional[dict[str, Any]]] = {}
+        self._state: list[tuple[Namespace, bool, dict[str, Any]]] = []
         self._count: int = self._db.execute("SELECT count(*) FROM tasks").fetchone()[0]
 
     def _check_schema(self) -> None:
@@ -187,14 +188,18 @@ class SQLiteStorage(Storage):
                                [_row(r) for r in new.values()])
             if changed:
                 db.executemany("UPDATE tasks SET status = ?, attempts = ?, losses = ?, suspect = ?, updated_at = ?, "
-                               "returning = ?, traceback = ?, extra = ?, steps = ?, retry_child = ?, dead = ? "
+                               "result = ?, traceback = ?, extra = ?, steps = ?, retry_child = ?, dead = ? "
                                "WHERE uuid = ?", [_changes(r) for r in changed.values()])
-            for (app, cls, scope), values in state.items():
-                if values:
-                    db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
-                               (app, cls, scope, msgpack.packb(values, use_bin_type=True)))
-                else:
+            for (app, cls, scope), cleared, keys in state:
+                if cleared:
                     db.execute("DELETE FROM state WHERE app = ? AND class = ? AND scope = ?", (app, cls, scope))
+                gone = [(app, cls, scope, k) for k, v in keys.items() if v is DELETED]
+                kept = [(app, cls, scope, k, msgpack.packb(v, use_bin_type=True)) for k, v in keys.items()
+                        if v is not DELETED]
+                if gone:
+                    db.executemany("DELETE FROM state WHERE app = ? AND class = ? AND scope = ? AND key = ?", gone)
+                if kept:
+                    db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)", kept)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -204,7 +209,7 @@ class SQLiteStorage(Storage):
             for uuid, record in records.items():
                 if record.ended:
                     live.pop(uuid, None)  # on disk now: read back when asked for
-        self._new, self._changed, self._state = {}, {}, {}
+        self._new, self._changed, self._state = {}, {}, []
 
     def live(self) -> Iterable[TaskRecord]:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE status IN {_LIVE!r} ORDER BY rowid")
@@ -247,11 +252,13 @@ class SQLiteStorage(Storage):
     # ------------------------------------------------------------------ State
 
     def load_state(self) -> dict[Namespace, dict[str, Any]]:
-        rows = self._db.execute("SELECT app, class, scope, data FROM state")
-        return {(app, cls, scope): msgpack.unpackb(data, raw=False) for app, cls, scope, data in rows}
+        namespaces: dict[Namespace, dict[str, Any]] = {}
+        for app, cls, scope, key, value in self._db.execute("SELECT app, class, scope, key, value FROM state"):
+            namespaces.setdefault((app, cls, scope), {})[key] = msgpack.unpackb(value, raw=False)
+        return namespaces
 
-    def save_state(self, namespace: Namespace, values: Optional[dict[str, Any]]) -> None:
-        self._state[namespace] = values
+    def save_state(self, namespace: Namespace, cleared: bool, keys: dict[str, Any]) -> None:
+        self._state.append((namespace, cleared, keys))
 
     def close(self) -> None:
         try:

@@ -11,6 +11,7 @@ from qtasks.events import AsyncEvents
 from qtasks.exc import BrokerUnavailableError
 from qtasks.inert import warn_inert
 from qtasks.plugins.triggers import fire
+from qtasks.protocol import Dead
 from qtasks.tasks.record import Task
 from qtasks.tasks.registry import AsyncRegistrar
 
@@ -72,6 +73,30 @@ class QueueTasks(AsyncRegistrar, BaseQueueTasks):
         """Delete the records of every ended task of this app (finished, error, cancelled); queued and
         running tasks are kept: cancel them first if they should go too."""
         await self._flush_all_call().wait_async()
+
+    async def dead_letters(self, task_name: Optional[str] = None, limit: Optional[int] = None) -> list[Task[Any]]:
+        """This app's dead letters (tasks that ended ``error`` for good), oldest first."""
+        found: list[Task[Any]] = await self._dead_call("list", task_name, limit=limit).wait_async()
+        return found
+
+    async def retry_dead(self, uuid: Union[UUID, str]) -> Optional[Task[Any]]:
+        """Run a dead letter again as a new task (returned); waiting on the old uuid follows it there.
+        None when ``uuid`` is not a dead letter."""
+        found: list[Optional[Task[Any]]] = await self._dead_call("retry", uuids=[uuid]).wait_async()
+        return found[0]
+
+    async def retry_all_dead(self, task_name: Optional[str] = None) -> list[Task[Any]]:
+        """Run every dead letter of this app (of ``task_name``) again; the new tasks."""
+        count: int = await self._dead_call("count", task_name).wait_async()
+        retried: list[Task[Any]] = []
+        for _ in range(-(-count // Dead.BATCH)):  # those there now: a retry that fails again waits
+            retried += [t for t in await self._dead_call("retry", task_name).wait_async() if t is not None]
+        return retried
+
+    async def purge_dead(self, task_name: Optional[str] = None) -> int:
+        """Delete this app's dead letters (of ``task_name``); how many."""
+        deleted: int = await self._dead_call("purge", task_name).wait_async()
+        return deleted
 
     async def broker_stats(self) -> dict[str, Any]:
         return await self._stats_call().wait_async()

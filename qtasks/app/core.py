@@ -279,6 +279,23 @@ class BaseQueueTasks(TaskRegistrar):
                         (broker.plugins, "broker_flush_all", lambda _: dict(broker=broker), _unchanged))
         return PendingCall(broker, lambda b: b.flush(self.name), int, broker.connect_timeout, before=before)
 
+    def _dead_call(self, op: str, task_name: Optional[str] = None, uuids: Sequence[Union[UUID, str]] = (),
+                   limit: Optional[int] = None) -> PendingCall[Any]:
+        """Dead letters of this app (tasks that ended ``error`` for good): ``list``, ``count``, ``retry``
+        or ``purge``."""
+        broker = self.broker
+        raw = [_uuid_bytes(uuid) for uuid in uuids]
+        def listed(found: tuple[int, list[TaskSnapshot]]) -> list[Task[Any]]:
+            return [task_from_snapshot(snapshot, self.waiter) for snapshot in found[1]]
+
+        converts: dict[str, Callable[[Any], Any]] = {"list": listed, "retry": self._tasks_of, "purge": int,
+                                                     "count": lambda found: found[0]}
+        convert = converts[op]
+        if op == "count":
+            op, limit = "list", 0
+        return PendingCall(broker, lambda b: b.dead(op, self.name, task_name, raw, limit), convert,
+                           broker.connect_timeout)
+
     def _tasks_of(self, found: list[Optional[TaskSnapshot]]) -> list[Optional[Task[Any]]]:
         return [None if s is None else task_from_snapshot(s, self.waiter) for s in found]
 

@@ -10,6 +10,7 @@ from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
 from qtasks.events import SyncEvents
 from qtasks.exc import BrokerUnavailableError
 from qtasks.plugins.triggers import fire_sync
+from qtasks.protocol import Dead
 from qtasks.tasks.record import Task
 from qtasks.tasks.registry import SyncRegistrar
 
@@ -71,6 +72,30 @@ class QueueTasks(SyncRegistrar, BaseQueueTasks):
         """Delete the records of every ended task of this app (finished, error, cancelled); queued and
         running tasks are kept: cancel them first if they should go too."""
         self._flush_all_call().result()
+
+    def dead_letters(self, task_name: Optional[str] = None, limit: Optional[int] = None) -> list[Task[Any]]:
+        """This app's dead letters (tasks that ended ``error`` for good), oldest first."""
+        found: list[Task[Any]] = self._dead_call("list", task_name, limit=limit).result()
+        return found
+
+    def retry_dead(self, uuid: Union[UUID, str]) -> Optional[Task[Any]]:
+        """Run a dead letter again as a new task (returned); waiting on the old uuid follows it there.
+        None when ``uuid`` is not a dead letter."""
+        found: list[Optional[Task[Any]]] = self._dead_call("retry", uuids=[uuid]).result()
+        return found[0]
+
+    def retry_all_dead(self, task_name: Optional[str] = None) -> list[Task[Any]]:
+        """Run every dead letter of this app (of ``task_name``) again; the new tasks."""
+        count: int = self._dead_call("count", task_name).result()
+        retried: list[Task[Any]] = []
+        for _ in range(-(-count // Dead.BATCH)):  # those there now: a retry that fails again waits
+            retried += [t for t in self._dead_call("retry", task_name).result() if t is not None]
+        return retried
+
+    def purge_dead(self, task_name: Optional[str] = None) -> int:
+        """Delete this app's dead letters (of ``task_name``); how many."""
+        deleted: int = self._dead_call("purge", task_name).result()
+        return deleted
 
     def broker_stats(self) -> dict[str, Any]:
         """Queue depths, connected workers, in-flight tasks and totals, as the broker reports them."""

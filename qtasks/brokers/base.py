@@ -58,6 +58,11 @@ class BaseBroker(Component, ABC):
         """Delete the records of every ended task of ``app``; how many went."""
 
     @abstractmethod
+    def dead(self, op: str, app: str | None, task_name: str | None, uuids: list[bytes],
+             limit: int | None) -> Future[Any]:
+        """Dead letters: ``op`` is ``list``, ``retry`` or ``purge`` (see ``qtasks.protocol.Dead``)."""
+
+    @abstractmethod
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         """Apply a State operation (``args`` and the result are msgpack)."""
 

@@ -123,6 +123,10 @@ class ZmqBroker(BaseBroker):
     def flush(self, app: str) -> Future[int]:
         return self._requests().flush(app)
 
+    def dead(self, op: str, app: str | None, task_name: str | None, uuids: list[bytes],
+             limit: int | None) -> Future[Any]:
+        return self._requests().dead(op, app, task_name, uuids, limit)
+
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         return self._requests().state(namespace, op, args)
 

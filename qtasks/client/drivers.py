@@ -140,6 +140,10 @@ class Channel:
     def flush(self, app: str) -> Future[int]:
         return self._run(lambda s, f: s.flush(app, f))
 
+    def dead(self, op: str, app: Optional[str], task_name: Optional[str], uuids: list[bytes],
+             limit: Optional[int]) -> Future[Any]:
+        return self._run(lambda s, f: s.dead(op, app, task_name, uuids, limit, f))
+
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         return self._run(lambda s, f: s.state(namespace, op, args, f))
 

@@ -42,6 +42,7 @@ from qtasks.exc import (
 from qtasks.protocol import (
     BrokerHello,
     Cancel,
+    Dead,
     Error,
     Flush,
     Frames,
@@ -233,6 +234,14 @@ class ClientSession:
     def ping(self, future: Optional[Future[Any]] = None) -> Future[Any]:
         """Resolves to the broker's boot id."""
         return self._simple(lambda req_id: Ping(req_id), self._on_pong, future)
+
+    def dead(self, op: str, app: Optional[str], task_name: Optional[str], uuids: list[bytes],
+             limit: Optional[int], future: Optional[Future[Any]] = None) -> Future[Any]:
+        """Dead letters: ``list`` resolves to (count, snapshots), ``retry`` to the new tasks' snapshots
+        (None where a uuid was not a dead letter), ``purge`` to how many were deleted."""
+        convert: Callable[[Reply], Any] = {"list": Reply.as_dead_list, "retry": Reply.as_snapshots}.get(
+            op, lambda reply: reply.value)
+        return self._simple(lambda req_id: Dead(req_id, op, app, task_name, uuids, limit), convert, future)
 
     def flush(self, app: str, future: Optional[Future[Any]] = None) -> Future[Any]:
         """Resolves to how many ended task records of ``app`` the broker deleted."""

@@ -53,10 +53,6 @@ class DataDirInUseError(DataDirError):
         self.pid = pid
 
 
-class QueueFullError(QTasksError):
-    """The broker refused a submit: the queue holds as many tasks (or bytes) as it may."""
-
-
 class ProtocolError(QTasksError):
     """A message does not follow the wire format of :mod:`qtasks.protocol`."""
 
@@ -152,9 +148,19 @@ class StateError(BrokerReplyError, ValueError):
         self.message = message
 
 
+class QueueFullError(BrokerReplyError):
+    """The broker refused a submit: its queue holds as many tasks (or bytes) as it may. Nothing of the
+    submit was stored; submit again once workers caught up (or raise ``qtasks-broker --max-queued-*``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        QTasksError.__init__(self, message)
+        self.code = code
+        self.message = message
+
+
 def reply_error(code: str, message: str) -> BrokerReplyError:
     """The exception for an ERROR reply with ``code``."""
-    return (StateError if code == "state" else BrokerReplyError)(code, message)
+    return {"state": StateError, "queue-full": QueueFullError}.get(code, BrokerReplyError)(code, message)
 
 
 class TaskLostError(QTasksError):

@@ -59,6 +59,10 @@ class TestBroker(BaseBroker):
     def flush(self, app: str) -> Future[int]:
         return _done(0)
 
+    def dead(self, op: str, app: Optional[str], task_name: Optional[str], uuids: list[bytes],
+             limit: Optional[int]) -> Future[Any]:
+        return _done({"list": (0, []), "retry": [None] * len(uuids)}.get(op, 0))
+
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         return _done(msgpack.packb(None))
 

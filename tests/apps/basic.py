@@ -100,3 +100,23 @@ async def mark_then_nap(marker, seconds, value=None):
     Path(marker).touch()
     await anyio.sleep(seconds)
     return value
+
+
+@app.task
+async def nap_then_mark(seconds, marker):
+    """Sleep, then append a line to ``marker`` (how many times it ran, and that it finished)."""
+    await anyio.sleep(seconds)
+    with open(marker, "a") as handle:
+        handle.write("ran\n")
+    return "done"
+
+
+@app.task
+def retry_later(marker, delay):
+    """The first run asks to run again after ``delay`` seconds; the second returns when it ran."""
+    from qtasks import Retry
+
+    if not os.path.exists(marker):
+        Path(marker).write_text(str(time.time()))
+        raise Retry(delay=delay)
+    return time.time()
