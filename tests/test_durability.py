@@ -188,6 +188,7 @@ def test_r18_a_delayed_retry_keeps_its_time_across_a_restart_and_runs_once(tmp_p
         assert done.status == "success" and done.returning >= first_run + 2.0  # not before its time
         assert done.retry_parent_uuid == str(task.uuid)
         assert app.broker_stats()["totals"].get("success") == 1
+        assert app.add_task("echo", "fresh", timeout=20).returning == "fresh"
         app.close()
 
 
@@ -215,6 +216,7 @@ def test_r19_state_and_global_config_survive_a_restart_exactly(tmp_path):
         data = asyncio.run(read())
         assert data["counter"] == 8000 and len([k for k in data if k.startswith("key-")]) == 8000
         assert app.global_config.get("main", "mode") == "durable"
+        assert app.add_task("count", 8000, timeout=60).status == "success"
         app.close()
 
 
@@ -274,6 +276,7 @@ def test_dead_letters_from_the_cli_survive_a_restart_and_can_be_retried(tmp_path
         purged = qtasks_cli(daemon.url, "dead", "purge")
         assert purged.returncode == 0 and "purged 3 dead letter(s)" in purged.stdout
         assert app.dead_letters() == []
+        assert app.add_task("echo", "fresh", timeout=20).returning == "fresh"
         app.close()
 
 
