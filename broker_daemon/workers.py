@@ -7,7 +7,7 @@ import time
 
 class WorkerPeer:
     __slots__ = ("identity", "queue", "concurrency", "busy", "isolating", "pid", "host", "last_seen",
-                 "joined_at", "tasks")
+                 "joined_at", "tasks", "suspended")
 
     def __init__(self, identity: bytes, queue: str, concurrency: int, pid: int, host: str,
                  tasks: list[str] | None = None) -> None:
@@ -25,6 +25,9 @@ class WorkerPeer:
         self.joined_at = time.time()
         self.tasks: frozenset[str] | None = None if tasks is None else frozenset(tasks)
         """The task names it runs (None: any)."""
+        self.suspended = False
+        """Its connection closed: nothing goes to it until it says READY again (see
+        ``BrokerCore.connection_closed``)."""
 
     def serves(self, task_name: str) -> bool:
         return self.tasks is None or task_name in self.tasks
