@@ -208,6 +208,7 @@ def test_r21_a_good_client_key_submits_and_gets_results_from_a_worker_with_a_goo
             app.close()
 
     assert asyncio.run(submit()).returning == "async"
+    assert_a_fresh_task_completes(client)
 
 
 def test_r21_keys_also_come_from_qtasks_curve_variables(keys, curve_url, monkeypatch):
@@ -393,6 +394,11 @@ def test_r25_a_client_key_cannot_take_over_the_routing_id_of_a_worker_whose_conn
             assert {type(m) for m in answers} == {Welcome, Dispatch}  # a dispatch goes out first
             [dispatched] = [m for m in answers if isinstance(m, Dispatch)]
             assert dispatched.deliveries[0].envelope.uuid == task.uuid.bytes
+            # and what it reports counts: the broker carries on as before
+            victim.send(Result([TaskOutcome(task.uuid.bytes, 1, "success", pack_value("done"), None, time.time(),
+                                            {})]))
+            finished = task.wait_result(10)
+            assert finished is not None and (finished.status, finished.returning) == ("success", "done")
         finally:
             victim.close()
             app.close()
