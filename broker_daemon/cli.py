@@ -10,16 +10,17 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
+from broker_daemon.auth import CurveAuth, curve_auth, exposure_refusal
 from broker_daemon.core import DEFAULT_RESULT_TTL
 from broker_daemon.limits import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_TASKS, QueueLimits
 from broker_daemon.server import Broker
 from broker_daemon.storage import Storage
 from broker_daemon.storage.sqlite import SQLiteStorage
-from qtasks.exc import AppLoadError, DataDirError
+from qtasks.exc import AppLoadError, ConfigError, DataDirError
 from qtasks.loading import load_attribute
 from qtasks.logs import configure_process_logging, configured_level, level_argument
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
-from qtasks.urls import DEFAULT_BROKER_URL, check_url
+from qtasks.urls import DEFAULT_BROKER_URL, check_url, is_loopback
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
@@ -72,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", default=None, metavar="MODULE:FACTORY",
                         help="where task records are kept: a Storage, or a callable returning one "
                              "(default: in memory, gone when the broker stops)")
+    security = parser.add_argument_group(
+        "authentication", "CURVE keys (make them with `qtasks keys generate DIR`). Without them only "
+                          "loopback and local endpoints are served, unless --insecure is given.")
+    security.add_argument("--curve-secret-key", metavar="FILE", default=None,
+                          help="the broker's secret key file (broker.key_secret): serve CURVE only")
+    security.add_argument("--curve-clients", metavar="DIR", default=None,
+                          help="directory of public key files (*.key) that may submit, wait, get, cancel, "
+                               "watch, ping, flush, read stats and use State")
+    security.add_argument("--curve-workers", metavar="DIR", default=None,
+                          help="directory of public key files (*.key) that may also serve tasks")
+    security.add_argument("--insecure", action="store_true",
+                          help="serve a non-loopback address without keys (only on a network you trust)")
     return parser
 
 
@@ -80,6 +93,18 @@ def _not_negative(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
+
+
+def load_curve(args: argparse.Namespace) -> CurveAuth | None:
+    """The CURVE set-up the flags ask for (None: none); ConfigError/KeyFileError name what is wrong."""
+    if args.curve_secret_key is None:
+        given = [flag for flag, value in (("--curve-clients", args.curve_clients),
+                                          ("--curve-workers", args.curve_workers)) if value]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} need --curve-secret-key FILE, the broker's own secret key "
+                              "(qtasks keys generate DIR makes DIR/broker.key_secret)")
+        return None
+    return curve_auth(args.curve_secret_key, args.curve_clients, args.curve_workers)
 
 
 def load_storage(spec: str) -> Storage:
@@ -110,18 +135,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         check_url(args.bind)
+        curve = load_curve(args)
+        refusal = exposure_refusal(args.bind, curve is not None, args.insecure)
+        if refusal is not None:  # before anything binds: an open port without keys is never up, not even briefly
+            raise ConfigError(refusal)
         storage = load_storage(args.storage) if args.storage else None
         if args.data_dir:
             storage = SQLiteStorage(args.data_dir, fsync=args.fsync)
     except (ValueError, AppLoadError, DataDirError) as exc:
         print(f"qtasks-broker: {exc}", file=sys.stderr)
         return 2
+    if args.insecure and curve is None and not is_loopback(args.bind):
+        logging.getLogger("qtasks.broker").warning(
+            "serving %s without authentication (--insecure): anyone who reaches it can submit tasks", args.bind)
     limits = QueueLimits(args.max_queued_tasks, args.max_queued_bytes)
     broker = Broker(args.bind, storage=storage, result_ttl=args.result_ttl, limits=limits,
                     max_attempts=args.max_attempts,
                     heartbeat_interval=args.heartbeat_interval,
                     heartbeat_liveness=args.heartbeat_liveness,
-                    max_message_size=args.max_message_size)
+                    max_message_size=args.max_message_size, curve=curve)
     try:
         endpoint = broker.bind()
     except zmq.ZMQError as exc:

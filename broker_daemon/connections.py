@@ -13,13 +13,16 @@ A connection that goes away after the ZeroMQ handshake but before a whole messag
 arrived was a peer that left without a word, or one whose first message was too large
 (logged, naming the limit); one that a registered worker leaves without saying BYE lost
 that worker (a warning). One that goes away before the handshake was a probe (``qtasks run`` checks
-what listens at its URL that way) or a port scanner: a debug line.
+what listens at its URL that way) or a port scanner: a debug line. A CURVE broker also says, at
+most once a minute each, when peers come without keys or with the wrong broker key: those peers
+only see a silent broker.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -28,8 +31,18 @@ from zmq.utils.monitor import parse_monitor_message
 
 log = logging.getLogger("qtasks.broker")
 
-_UNGREETED = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+_UNGREETED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+              | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | _UNGREETED
+SECURITY_FAILURES: dict[int, str] = {
+    int(zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH):
+        "a peer tried to connect without CURVE keys (this broker lets in CURVE keys only); give it the "
+        "broker's public key and a key pair (curve_server_key, curve_secret_key)",
+    int(zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC):
+        "a peer's CURVE handshake failed to decrypt: its curve_server_key is not this broker's public key",
+}
+"""Handshake failures worth telling the operator about, by ZMTP protocol error."""
+REPORT_EVERY = 60.0
 
 
 @dataclass
@@ -68,6 +81,7 @@ class ConnectionLog:
         self.ungreeted = 0
         """Handshakes that failed and whose connection has not closed yet. ZeroMQ does not say which
         connection a handshake event is about, so these are matched to anonymous closes by count."""
+        self._reported: dict[int, float] = {}
 
     def knows(self, identity: bytes) -> bool:
         return identity in self.by_peer
@@ -107,8 +121,16 @@ class ConnectionLog:
             self.by_fd.setdefault(fd, Connection(peer_address(fd)))
         elif event["event"] & _UNGREETED:
             self.ungreeted += 1
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and fd in SECURITY_FAILURES:
+                self._report_security(fd)
         elif event["event"] == zmq.EVENT_DISCONNECTED:
             self._gone(fd)
+
+    def _report_security(self, code: int) -> None:
+        now = time.monotonic()
+        if now - self._reported.get(code, float("-inf")) >= REPORT_EVERY:
+            self._reported[code] = now
+            log.warning("%s (reported once a minute at most)", SECURITY_FAILURES[code])
 
     def _gone(self, fd: int) -> None:
         connection = self.by_fd.pop(fd, None)

@@ -178,7 +178,7 @@ class BrokerCore:
     def handle(self, peer: bytes, message: Message) -> None:
         """Apply one decoded message from ``peer``."""
         worker = self.workers.get(peer)
-        if worker is not None:
+        if worker is not None and not worker.suspended:
             worker.last_seen = time.monotonic()
         if self._gone_peers and peer in self._gone_peers:
             del self._gone_peers[peer]  # it came back
@@ -232,7 +232,7 @@ class BrokerCore:
             silent = now - worker.last_seen
             if silent > limit:
                 self._lose_worker(worker, f"no heartbeat for {silent:.1f} s")
-            else:
+            elif not worker.suspended:
                 self._outgoing.append((worker.identity, Heartbeat(worker.results_seq) if worker.results_seq
                                        else _HEARTBEAT))
         self.waiters.expire(now)
@@ -300,6 +300,23 @@ class BrokerCore:
         worker = self.workers.get(peer)
         if worker is not None:
             self._lose_worker(worker, reason)
+
+    def connection_closed(self, peer: bytes) -> None:
+        """The connection a registered worker came on closed (the socket loop tells, with CURVE on).
+
+        A peer picks its own routing id, so whoever connects next under that name may not be
+        the worker: until a READY (which only a worker key may send) arrives on a new
+        connection, nothing more goes to the name, and nothing it sends keeps the worker
+        alive. What the worker holds stays its own until it comes back or its liveness ends.
+        """
+        worker = self.workers.get(peer)
+        if worker is None or worker.suspended:
+            return
+        worker.suspended = True
+        worker.concurrency = 0
+        self.dispatcher.changed(worker)
+        log.info("worker %s (pid %d): its connection closed; nothing more goes to it until it registers again",
+                 peer.decode("utf-8", "replace"), worker.pid)
 
     def reply_error(self, peer: bytes, req_id: int | None, code: str, message: str) -> None:
         self._outgoing.append((peer, Error(req_id, code, message)))
@@ -501,6 +518,12 @@ class BrokerCore:
             self.dispatcher.join(worker)
             log.info("worker %s (pid %d on %s) joined queue %r with %d slots",
                      peer.decode("utf-8", "replace"), msg.pid, msg.host, msg.queue, msg.concurrency)
+        elif worker.suspended:
+            worker.suspended = False
+            worker.last_seen = time.monotonic()
+            worker.concurrency = msg.concurrency
+            log.info("worker %s (pid %d) registered again on a new connection", peer.decode("utf-8", "replace"),
+                     worker.pid)
         elif msg.concurrency != worker.concurrency:
             log.info("worker %s (pid %d) now takes %d tasks at once%s", peer.decode("utf-8", "replace"),
                      worker.pid, msg.concurrency, " (draining)" if msg.concurrency == 0 else "")
@@ -522,7 +545,8 @@ class BrokerCore:
             self.dispatcher.adopt(record, worker, attempt)
 
     def _on_heartbeat(self, peer: bytes, msg: Heartbeat) -> None:
-        if peer not in self.workers:
+        worker = self.workers.get(peer)
+        if worker is None or worker.suspended:
             self._not_ready(peer)
 
     def _on_result(self, peer: bytes, msg: Result) -> None:

@@ -5,6 +5,10 @@ is written (``stop``), or the next timer is due; then it takes every message
 waiting (up to a bound, so replies are never starved), lets the core dispatch,
 and sends everything the core queued — one DISPATCH or NOTIFY frame per peer
 per turn, which is where batching comes from.
+
+With CURVE (``curve=``, see :mod:`broker_daemon.auth`) the loop also answers the ZAP
+requests of handshakes, and checks each message's role before the core sees it; without
+it, nothing of that runs.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import errno
 import logging
 import math
 import os
+import time
 from typing import Any
 
 import zmq
 
+from broker_daemon.auth import CurveAuth, Guard, ZapHandler
 from broker_daemon.connections import EVENTS as MONITOR_EVENTS
 from broker_daemon.connections import ConnectionLog
 from broker_daemon.core import DEFAULT_RESULT_TTL, BrokerCore
@@ -31,6 +37,8 @@ from qtasks.urls import DEFAULT_BROKER_URL, bindable
 log = logging.getLogger("qtasks.broker")
 
 MAX_MESSAGES_PER_TURN = 4096
+FORBIDDEN_REPORT_EVERY = 60.0
+"""Seconds between two log lines about the same peer sending what its key's role may not."""
 
 
 def hard_limit(max_message_size: int) -> int:
@@ -55,19 +63,25 @@ class Broker:
         result_ttl: float = DEFAULT_RESULT_TTL,
         limits: QueueLimits | None = None,
         context: zmq.Context[Any] | None = None,
+        curve: CurveAuth | None = None,
     ) -> None:
+        """``curve``: serve CURVE only, letting in the keys it holds, each with its role."""
         self.url = bind
         self.core = BrokerCore(storage, max_attempts=max_attempts,
                                heartbeat_interval=heartbeat_interval,
                                heartbeat_liveness=heartbeat_liveness,
                                max_message_size=max_message_size, result_ttl=result_ttl, limits=limits)
         self.max_message_size = max_message_size
-        self.connections = ConnectionLog(max_message_size, self._describe_lost_peer, self.core.forget_peer)
+        self.connections = ConnectionLog(max_message_size, self._describe_lost_peer, self._connection_closed)
         self._monitor: zmq.Socket[Any] | None = None
         self.endpoint: str | None = None
         self._context = context
         self._own_context = context is None
         self._socket: zmq.Socket[Any] | None = None
+        self.curve = curve
+        self._zap: ZapHandler | None = None
+        self._guard: Guard | None = Guard() if curve is not None else None
+        self._forbidden_reported: dict[bytes, float] = {}
         self._timers = TimerHeap()
         self._stopping = False
         self._wake_r, self._wake_w = os.pipe()
@@ -86,9 +100,16 @@ class Broker:
         sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
         sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
         try:
+            if self.curve is not None:
+                # the handler first: no handshake may happen before someone judges it
+                self._zap = ZapHandler(self._context, self.curve.keyring, self.core.totals)
+                self.curve.key.apply(sock)
             sock.bind(bindable(self.url))
         except zmq.ZMQError:
             sock.close()
+            if self._zap is not None:
+                self._zap.close()
+                self._zap = None
             raise
         self._socket = sock
         self._monitor = sock.get_monitor_socket(MONITOR_EVENTS)
@@ -101,6 +122,9 @@ class Broker:
             self.bind()
         log.info("broker serving %s (max attempts %d, heartbeat %.3g s x %d)", self.endpoint,
                  self.core.max_attempts, self.core.heartbeat_interval, self.core.heartbeat_liveness)
+        if self.curve is not None:
+            log.info("CURVE authentication on (broker public key %s): %s",
+                     self.curve.key.public_key.decode("ascii"), self.curve.keyring.describe())
         storage = self.core.storage
         storage.start()
         if storage.durable:
@@ -132,6 +156,9 @@ class Broker:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+        if self._zap is not None:
+            self._zap.close()
+            self._zap = None
         if self._own_context and self._context is not None:
             self._context.term()
             self._context = None
@@ -153,6 +180,9 @@ class Broker:
         monitor = self._monitor
         assert monitor is not None
         poller.register(monitor, zmq.POLLIN)
+        zap = self._zap
+        if zap is not None:
+            poller.register(zap.socket, zmq.POLLIN)
         self._timers.call_later(self.core.heartbeat_interval, self._tick)
         while not self._stopping:
             timeout = min((t for t in (self._timers.timeout(), self.core.next_wakeup()) if t is not None),
@@ -164,6 +194,8 @@ class Broker:
                 self._receive(sock)
             if monitor in events:
                 self._watch_connections(monitor)
+            if zap is not None and zap.socket in events:
+                zap.handle_waiting()
             self._timers.run_due()
             self.core.release_delayed()
             self._send(sock)
@@ -178,6 +210,7 @@ class Broker:
 
     def _receive(self, sock: zmq.Socket[Any], until_empty: bool = False) -> None:
         connections = self.connections
+        guard = self._guard
         recv = sock.recv
         for _ in iter(int, 1) if until_empty else range(MAX_MESSAGES_PER_TURN):
             try:
@@ -204,6 +237,11 @@ class Broker:
             except DecodeError as exc:
                 self._reject(peer, "malformed", str(exc))
                 continue
+            if guard is not None:
+                refusal = guard.refusal(first, message)
+                if refusal is not None:
+                    self._forbid(peer, first, message, refusal)
+                    continue
             try:
                 self.core.handle(peer, message)
             except Exception:
@@ -211,6 +249,20 @@ class Broker:
                               message.COMMAND.decode(), peer)
                 self.core.reply_error(peer, getattr(message, "req_id", None), "internal",
                                       "the broker failed on this request; see its log")
+
+    def _forbid(self, peer: bytes, first: Any, message: Message, reason: str) -> None:
+        """A message its key's role may not send: answered, counted, logged; the core never sees it."""
+        self.core.totals["forbidden"] += 1
+        now = time.monotonic()
+        reported = self._forbidden_reported
+        if now - reported.get(peer, float("-inf")) >= FORBIDDEN_REPORT_EVERY:
+            if len(reported) >= 1024:
+                reported.clear()
+            reported[peer] = now
+            log.warning("refused %s from %r at %s (%d refused in all; this peer's next refusals are logged "
+                        "once a minute): %s", message.COMMAND.decode(), peer, self.connections.address(peer, first),
+                        self.core.totals["forbidden"], reason)
+        self.core.reply_error(peer, getattr(message, "req_id", None), "forbidden", reason)
 
     def _refuse_oversized(self, peer: bytes, first: Any, size: int) -> None:
         """A message over ``--max-message-size`` (but under the hard cap ZeroMQ enforces): refused,
@@ -230,6 +282,11 @@ class Broker:
             except zmq.Again:
                 return
             self.connections.on_event(frames)
+
+    def _connection_closed(self, identity: bytes) -> None:
+        self.core.forget_peer(identity)
+        if self.curve is not None:  # with keys, a worker whose connection closed is suspended: its
+            self.core.connection_closed(identity)  # routing id is free for anyone to take
 
     def _describe_lost_peer(self, identity: bytes) -> str | None:
         worker = self.core.workers.get(identity)

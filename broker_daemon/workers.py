@@ -7,7 +7,7 @@ import time
 
 class WorkerPeer:
     __slots__ = ("identity", "queue", "concurrency", "busy", "isolating", "pid", "host", "last_seen",
-                 "joined_at", "tasks", "results_seq")
+                 "joined_at", "tasks", "results_seq", "suspended")
 
     def __init__(self, identity: bytes, queue: str, concurrency: int, pid: int, host: str,
                  tasks: list[str] | None = None) -> None:
@@ -27,6 +27,9 @@ class WorkerPeer:
         """The task names it runs (None: any)."""
         self.results_seq = 0
         """The last RESULT it sent that the broker has applied (heartbeats acknowledge it)."""
+        self.suspended = False
+        """Its connection closed: nothing goes to it until it says READY again (see
+        ``BrokerCore.connection_closed``)."""
 
     def serves(self, task_name: str) -> bool:
         return self.tasks is None or task_name in self.tasks

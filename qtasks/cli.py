@@ -2,7 +2,8 @@
 
 Options go before the sub-command, as upstream: ``qtasks -A module:app run --processes 8``.
 ``qtasks -A module:app stats inspect tasks json=true`` describes the app and its tasks;
-``web`` only says that there is no web view yet.
+``qtasks keys generate DIR`` makes CURVE key pairs (no app needed); ``web`` only says that
+there is no web view yet.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import inspect
 import re
 import sys
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from qtasks.admin import add_commands as add_admin_commands
@@ -110,6 +112,53 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """``keys generate DIR [--name NAME --role ROLE]``: write CURVE key pairs, secret files mode 0600."""
+    from qtasks.security import ROLES, generate_key_pair, key_files
+
+    directory = Path(args.directory)
+    if args.name is None:
+        wanted = [(role, role) for role in ROLES]
+    else:
+        role = args.role or (args.name if args.name in ROLES else None)
+        if role is None:
+            print(f"qtasks: keys generate --name {args.name}: say what the key is for with --role "
+                  f"{'|'.join(ROLES)}", file=sys.stderr)
+            return 2
+        wanted = [(args.name, role)]
+    try:
+        existing = [f for name, role in wanted for f in key_files(directory, name, role) if f.exists()]
+        if existing:  # all or nothing: a half-made set is worse than none
+            raise FileExistsError(f"{existing[0]} exists already; remove it first, or pick another DIR or --name")
+        directory.mkdir(parents=True, exist_ok=True)
+        made = [generate_key_pair(directory, name, role) for name, role in wanted]
+    except (OSError, ValueError) as exc:
+        print(f"qtasks: keys generate: {exc}", file=sys.stderr)
+        return 2
+    for pair in made:
+        print(f"{pair.role:<7} secret {pair.secret_file}  public {pair.public_file}")
+    if args.name is None:
+        d = directory
+        print(f"""
+The broker:  qtasks-broker --bind tcp://0.0.0.0:5555 --curve-secret-key {d / 'broker.key_secret'} \\
+                 --curve-clients {d / 'clients'} --curve-workers {d / 'workers'}
+Workers:     qtasks -A module:app run --broker tcp://BROKER-HOST:5555 \\
+                 --curve-server-key {d / 'broker.key'} --curve-secret-key {d / 'worker.key_secret'}
+Clients:     QueueTasks(..., broker_url="tcp://BROKER-HOST:5555", curve_server_key="{d / 'broker.key'}",
+                        curve_secret_key="{d / 'client.key_secret'}")
+More keys:   qtasks keys generate {d} --name NAME --role client|worker  (the broker reads new ones at once)
+Keep the .key_secret files private; hand out broker.key, and give the broker each client's and worker's .key.""")
+    return 0
+
+
+def _use_curve_flags(app: Any, args: argparse.Namespace) -> None:
+    """``run --curve-*``: set the app's keys (they win over ``QTASKS_CURVE_*``)."""
+    for setting in ("curve_server_key", "curve_public_key", "curve_secret_key"):
+        value = getattr(args, setting)
+        if value is not None:
+            setattr(app.config, setting, value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="QTasks", description="Run QTasks worker processes.")
     parser.add_argument("-A", "-app", dest="app", metavar="MODULE:APP",
@@ -135,6 +184,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", type=level_argument, default=None, metavar="LEVEL",
                      help="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case); default: "
                           "$QTASKS_LOG_LEVEL, else config.logs_default_level_server (INFO)")
+    run.add_argument("--curve-server-key", metavar="FILE", default=None,
+                     help="the broker's CURVE public key (broker.key, or z85 text), for a broker started with "
+                          "--curve-secret-key (default: $QTASKS_CURVE_SERVER_KEY)")
+    run.add_argument("--curve-secret-key", metavar="FILE", default=None,
+                     help="the workers' secret key file (worker.key_secret); its public key must be in the "
+                          "broker's --curve-workers directory (default: $QTASKS_CURVE_SECRET_KEY)")
+    run.add_argument("--curve-public-key", metavar="FILE", default=None,
+                     help="the workers' public key, checked against the secret key (optional: the secret key "
+                          "file holds it; default: $QTASKS_CURVE_PUBLIC_KEY)")
+    keys = commands.add_parser("keys", help="make CURVE key pairs for the broker, clients and workers")
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="generate", required=True)
+    generate = keys_commands.add_parser(
+        "generate", help="write key pairs into DIR (secret key files with mode 0600)",
+        description="Without --name: a broker, a client and a worker key pair. Secret keys go to "
+                    "DIR/NAME.key_secret; public keys to DIR/broker.key, DIR/clients/NAME.key and "
+                    "DIR/workers/NAME.key, so DIR/clients and DIR/workers are ready to be the broker's "
+                    "--curve-clients and --curve-workers directories.")
+    generate.add_argument("directory", metavar="DIR", help="where to write the key files (made if missing)")
+    generate.add_argument("--name", default=None, help="make one key pair of this name (e.g. web1)")
+    generate.add_argument("--role", choices=("broker", "client", "worker"), default=None,
+                          help="what the --name key is for (default: the name, when it is broker, client or "
+                               "worker)")
     commands.add_parser("web", help="there is no web view yet: says so and exits with code 2")
     add_admin_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
@@ -161,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "web":
         print(f"qtasks: {NO_WEB_VIEW}", file=sys.stderr)
         return 2
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "dead" and not args.app:
         return run_dead(args, resolve_broker_url(args.broker_url), None, args.timeout)
     if not args.app:
@@ -172,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "run":
         try:
+            _use_curve_flags(app, args)
             code: int = app._serve(args.processes, concurrency=args.concurrency,
                                    broker_url=args.broker or args.broker_url, grace=args.grace,
                                    log_level=args.log_level)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
-from typing import Union
+from typing import Optional, Union
 from urllib.parse import urlsplit
 
 DEFAULT_BROKER_URL = "tcp://127.0.0.1:5555"
@@ -39,6 +40,22 @@ def _host_port(url: str) -> tuple[str, int | None]:
     except ValueError:
         port = None
     return parts.hostname or "", port
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` is reachable from this machine only: ``ipc://``, ``inproc://``, or tcp on
+    127.0.0.0/8, ``::1`` or ``localhost``. Other names are not resolved (what a name means can
+    change after the check), so they count as open addresses, as ``*`` and ``0.0.0.0`` do."""
+    scheme = url.partition("://")[0]
+    if scheme in ("ipc", "inproc"):
+        return True
+    host = _host_port(url)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def bindable(url: str) -> str:
@@ -92,3 +109,42 @@ def probe(url: str, timeout: float = 0.5) -> tuple[str, str]:
     if not greeting:
         return STRANGER, f"it accepted the connection but sent no ZeroMQ greeting within {timeout:g} s"
     return STRANGER, f"it answered {greeting[:16]!r}, not a ZeroMQ greeting"
+
+
+_GREETING = b"\xff" + b"\x00" * 7 + b"\x01\x7f\x03"
+"""The start of a ZMTP 3 greeting (signature and major version): enough for a ZeroMQ peer to send
+the rest of its own, which names its security mechanism."""
+
+
+def security_mechanism(url: str, timeout: float = 0.5) -> Optional[str]:
+    """The security mechanism the ZeroMQ peer listening at ``url`` speaks (``"NULL"``: none,
+    ``"CURVE"``), read from its greeting; None when it cannot be told (no listener, not ZeroMQ,
+    inproc). Plain sockets only, so it is fork-safe and touches no ZeroMQ context."""
+    address: Union[tuple[str, int], str]
+    if url.startswith("tcp://"):
+        host, port = _host_port(url)
+        if port is None or port == 0:
+            return None
+        family, address = (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, port)
+    elif url.startswith("ipc://"):
+        family, address = socket.AF_UNIX, url[len("ipc://"):]
+    else:
+        return None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    greeting = b""
+    try:
+        sock.connect(address)
+        sock.sendall(_GREETING)
+        while len(greeting) < 64:
+            chunk = sock.recv(64 - len(greeting))
+            if not chunk:
+                break
+            greeting += chunk
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    if len(greeting) < 32 or greeting[0] != 0xFF or greeting[10] < 3:
+        return None
+    return greeting[12:32].rstrip(b"\0").decode("ascii", "replace") or None

@@ -17,6 +17,7 @@ from qtasks.exc import (
     DecodeError,
     MessageTooLargeError,
     NotABrokerError,
+    SecurityMismatchError,
     StateError,
     TaskLostError,
 )
@@ -37,7 +38,7 @@ class Clock:
 class Harness:
     """Drives a ClientSession the way a driver does; plays the broker by hand."""
 
-    def __init__(self, probe_finds: str = ZEROMQ, **options: Any) -> None:
+    def __init__(self, probe_finds: str = ZEROMQ, mechanism: str | None = "NULL", **options: Any) -> None:
         self.clock = Clock()
         self.probed: list[str] = []
 
@@ -46,7 +47,8 @@ class Harness:
             return probe_finds, "test"
 
         self.session = ClientSession("tcp://127.0.0.1:9", timers=TimerHeap(self.clock), probe=probe,
-                                     connect_timeout=5.0, ping_interval=1.0, **options)
+                                     mechanism=lambda url: mechanism, connect_timeout=5.0, ping_interval=1.0,
+                                     **options)
 
     def sent(self) -> list[p.Message]:
         return [p.decode(frames) for _, frames in self.session.take_outgoing()]
@@ -134,6 +136,35 @@ def test_a_listener_that_is_not_a_zeromq_peer_fails_the_first_request_at_once():
     h.sent()
     h.advance(PROBE_AFTER)
     assert not future.done()
+
+
+def test_a_broker_whose_security_differs_fails_the_first_request_at_once_saying_what_to_do():
+    # a CURVE broker, and a client without keys: ZeroMQ would retry the handshake forever
+    h = Harness(mechanism="CURVE")
+    future = h.session.ping()
+    h.sent()
+    h.advance(PROBE_AFTER)
+    with pytest.raises(SecurityMismatchError, match="requires CURVE keys and this side has none"):
+        future.result(0)
+    assert h.session.needs_new_socket
+    # a client with keys, and a broker without CURVE
+    h = Harness(mechanism="NULL", curve=True)
+    future = h.session.ping()
+    h.sent()
+    h.advance(PROBE_AFTER)
+    with pytest.raises(SecurityMismatchError, match="does not use CURVE"):
+        future.result(0)
+
+
+def test_a_client_with_keys_that_gets_no_answer_is_told_the_broker_may_have_refused_them():
+    h = Harness(mechanism="CURVE", curve=True)
+    future = h.session.ping()
+    h.sent()
+    h.advance(PROBE_AFTER)
+    assert not future.done()  # both sides speak CURVE: the keys themselves may be wrong, or the broker slow
+    h.advance(5.0)
+    with pytest.raises(BrokerUnavailableError, match="may have refused them.*--curve-clients"):
+        future.result(0)
 
 
 def test_a_large_message_waits_for_the_brokers_limit_and_one_over_it_is_refused_unsent():

@@ -7,6 +7,7 @@ from typing import Any, AsyncIterator, Iterable, Optional, Union
 from uuid import UUID
 
 from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
+from qtasks.client.calls import unavailable
 from qtasks.events import AsyncEvents
 from qtasks.exc import BrokerUnavailableError
 from qtasks.inert import warn_inert
@@ -52,7 +53,7 @@ class QueueTasks(AsyncRegistrar, BaseQueueTasks):
             try:
                 item = await asyncio.wait_for(items.get(), limit)
             except asyncio.TimeoutError:
-                raise BrokerUnavailableError(self.broker.url, limit) from None
+                raise unavailable(self.broker, limit) from None
             ended, value = stream_item(item)
             if ended:
                 return

@@ -35,6 +35,7 @@ from qtasks.plugins.base import BasePlugin, run_to_end
 from qtasks.plugins.triggers import Plugins, add_plugin, listened
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, TaskEnvelope, TaskSnapshot, pack_arguments, unpack_value
 from qtasks.schemas.task_status import TaskStatusNewSchema, extra_fields
+from qtasks.security import config_keys
 from qtasks.storages.remote import RemoteStorage
 from qtasks.tasks.objects import BaseTaskCls
 from qtasks.tasks.record import Task
@@ -62,10 +63,24 @@ class BaseQueueTasks(TaskRegistrar):
         log: Optional[Logger] = None,
         config: Optional[QueueConfig] = None,
         events: Any = None,
+        *,
+        curve_server_key: Optional[str] = None,
+        curve_public_key: Optional[str] = None,
+        curve_secret_key: Optional[str] = None,
     ) -> None:
+        """``curve_*``: CURVE keys for a broker started with ``--curve-secret-key`` (key files or z85
+        text; see :mod:`qtasks.security`). They set the config's fields of those names, so worker
+        processes and connections opened later use them too; a bad key file fails here."""
         self.name = name
         self.version = __version__
         self.config = config if config is not None else QueueConfig()
+        keys = dict(curve_server_key=curve_server_key, curve_public_key=curve_public_key,
+                    curve_secret_key=curve_secret_key)
+        for setting, value in keys.items():
+            if value is not None:
+                setattr(self.config, setting, str(value))
+        if any(value is not None for value in keys.values()):
+            config_keys(self.config)  # a missing or malformed key file is reported now, naming it
         self.log = (log.with_subname("QueueTasks") if log is not None else
                     Logger(name, "QueueTasks", self.config.logs_default_level_server,
                            self.config.logs_format))

@@ -7,6 +7,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 from uuid import UUID
 
 from qtasks.app.core import BaseQueueTasks, TaskCall, stream_item
+from qtasks.client.calls import unavailable
 from qtasks.events import SyncEvents
 from qtasks.exc import BrokerUnavailableError
 from qtasks.plugins.triggers import fire_sync
@@ -51,7 +52,7 @@ class QueueTasks(SyncRegistrar, BaseQueueTasks):
             try:
                 item = items.get(timeout=limit)
             except queue.Empty:
-                raise BrokerUnavailableError(self.broker.url, limit) from None
+                raise unavailable(self.broker, limit) from None
             ended, value = stream_item(item)
             if ended:
                 return

@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterator
 from qtasks.brokers.base import BaseBroker, Drive
 from qtasks.client.drivers import BlockingChannel, Channel, ThreadChannel
 from qtasks.protocol import TaskEnvelope, TaskSnapshot
+from qtasks.security import CURVE_SETTINGS as _CURVE_SETTINGS
+from qtasks.security import ClientKeys, client_keys, uses_curve
 from qtasks.urls import resolve_broker_url
 
 
@@ -19,6 +21,9 @@ class ZmqBroker(BaseBroker):
 
     The connection and its I/O thread start on first use, once per process: an app
     built before ``fork`` opens a fresh connection in each child, never sharing sockets.
+    With ``config.curve_*`` set, every connection is a CURVE client of the broker
+    (:mod:`qtasks.security`); the keys are read when a connection opens, so a bad key file
+    fails the first request with a :class:`~qtasks.exc.KeyFileError` naming it.
     """
 
     def __init__(self, name: str | None = None, url: str | None = None, storage: Any = None,
@@ -34,18 +39,41 @@ class ZmqBroker(BaseBroker):
         self._opening = threading.Lock()
         self._own = threading.local()
         """Each thread's own blocking connection (see :meth:`blocking`)."""
+        self._curve: ClientKeys | None = None
+        self._curve_read = False
+        """``_curve`` holds the keys of the current settings (cleared when they change)."""
+
+    @property
+    def curve_keys(self) -> ClientKeys | None:
+        """This app's CURVE keys (None: no CURVE); raises ``KeyFileError``/``ConfigError`` for bad settings."""
+        if not self._curve_read:
+            self._curve = client_keys(*(getattr(self.config, name, None) for name in _CURVE_SETTINGS))
+            self._curve_read = True
+        return self._curve
+
+    @property
+    def uses_curve(self) -> bool:
+        """Whether CURVE keys are configured (without reading them)."""
+        return uses_curve(self.config)
 
     def update_config(self, config: Any) -> None:
+        before = [getattr(self.config, name, None) for name in _CURVE_SETTINGS]
         super().update_config(config)
         if self._fixed_timeout is None:
             self.connect_timeout = config.broker_connect_timeout
         config.subscribe(self._config_changed)
+        self._curve_read = False
+        if before != [getattr(config, name, None) for name in _CURVE_SETTINGS]:
+            self.close()  # the next request opens a connection with the new keys
 
     def _config_changed(self, config: Any, key: str, value: Any) -> None:
         if config is not self.config:
             return  # a config this broker no longer uses
         if key == "broker_url" and value:
             self.use_url(value)
+        elif key in _CURVE_SETTINGS:
+            self._curve_read = False
+            self.close()  # the next request opens a connection with the new keys
         elif key == "broker_connect_timeout" and self._fixed_timeout is None:
             self.connect_timeout = value
             for connection in (self._connection, getattr(self._own, "connection", None)):
@@ -62,7 +90,7 @@ class ZmqBroker(BaseBroker):
                 connection = self._connection
                 if connection is None or connection.pid != os.getpid() or connection.closed:
                     connection = self._connection = ThreadChannel(
-                        self.url, connect_timeout=self.connect_timeout)
+                        self.url, connect_timeout=self.connect_timeout, curve=self.curve_keys)
         return connection
 
     @contextmanager
@@ -71,11 +99,13 @@ class ZmqBroker(BaseBroker):
         drives itself: no I/O-thread hand-off on the way out or back (about two context switches
         less per call)."""
         connection: BlockingChannel | None = getattr(self._own, "connection", None)
-        if connection is None or connection.pid != os.getpid() or connection.closed:
+        curve = self.curve_keys
+        if (connection is None or connection.pid != os.getpid() or connection.closed
+                or connection.curve is not curve):
             if connection is not None and connection.pid == os.getpid():
-                connection.close()  # closed from another thread: its owner finishes the job
+                connection.close()  # closed from another thread (or other keys): its owner finishes the job
             connection = self._own.connection = BlockingChannel(
-                self.url, connect_timeout=self.connect_timeout)
+                self.url, connect_timeout=self.connect_timeout, curve=curve)
         self._own.blocked = connection
         try:
             yield connection.drive

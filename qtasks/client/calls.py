@@ -87,7 +87,7 @@ class PendingCall(Generic[T]):
                     drive(future, self.limit)
                 value = future.result(0 if drive is not None else self.limit)
         except FutureTimeout:
-            raise BrokerUnavailableError(self.broker.url, self.limit) from None
+            raise unavailable(self.broker, self.limit) from None
         except TaskLostError as error:
             raise self._lost(error) from None
         converted = self.convert(value)
@@ -103,10 +103,16 @@ class PendingCall(Generic[T]):
             with self._lending():
                 value = await asyncio.wait_for(asyncio.wrap_future(future), self.limit)
         except asyncio.TimeoutError:
-            raise BrokerUnavailableError(self.broker.url, self.limit) from None
+            raise unavailable(self.broker, self.limit) from None
         except TaskLostError as error:
             raise self._lost(error) from None
         converted = self.convert(value)
         for hook in self.after:
             converted = await hook.async_(converted)
         return converted
+
+
+def unavailable(broker: Any, waited: float) -> BrokerUnavailableError:
+    """The error for a broker that did not answer within ``waited`` seconds (it names the keys when
+    the app uses CURVE: a broker refusing them stays silent)."""
+    return BrokerUnavailableError(broker.url, waited, curve=bool(getattr(broker, "uses_curve", False)))

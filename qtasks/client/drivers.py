@@ -34,6 +34,7 @@ import zmq
 from qtasks.client.session import ClientSession, Snapshots, StreamItem
 from qtasks.exc import BrokerUnavailableError
 from qtasks.protocol import TaskEnvelope
+from qtasks.security import ClientKeys
 from qtasks.transport import send_frames
 
 log = logging.getLogger("qtasks.client")
@@ -45,9 +46,10 @@ Request = Callable[[ClientSession, Future[Any]], Any]
 class SocketLoop:
     """One DEALER socket feeding one session; :meth:`turn` is one round of the loop."""
 
-    def __init__(self, session: ClientSession, context: zmq.Context[Any]) -> None:
+    def __init__(self, session: ClientSession, context: zmq.Context[Any], curve: Optional[ClientKeys] = None) -> None:
         self.session = session
         self.context = context
+        self.curve = curve
         self.poller = zmq.Poller()
         self.socket: Optional[zmq.Socket[Any]] = None
         self._open()
@@ -61,6 +63,8 @@ class SocketLoop:
         sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
         sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
         sock.setsockopt(zmq.IDENTITY, b"c-" + os.urandom(6).hex().encode())
+        if self.curve is not None:
+            self.curve.apply(sock, self.session.url)
         sock.connect(self.session.url)
         self.poller.register(sock, zmq.POLLIN)
         self.socket = sock
@@ -101,7 +105,7 @@ class SocketLoop:
             try:
                 send_frames(sock, frames)
             except zmq.ZMQError as exc:
-                session.send_failed(req_id, BrokerUnavailableError(session.url, 0.0)
+                session.send_failed(req_id, BrokerUnavailableError(session.url, 0.0, curve=session.curve)
                                     if exc.errno == zmq.EAGAIN else exc)
 
     def close(self) -> None:
@@ -159,8 +163,11 @@ class Channel:
 class ThreadChannel(Channel):
     """An I/O thread owns the socket; any thread or event loop may call in."""
 
-    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0) -> None:
-        self.session = ClientSession(url, connect_timeout=connect_timeout, ping_interval=ping_interval)
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0,
+                 curve: Optional[ClientKeys] = None) -> None:
+        self.session = ClientSession(url, connect_timeout=connect_timeout, ping_interval=ping_interval,
+                                     curve=curve is not None)
+        self.curve = curve
         self.pid = os.getpid()
         self._calls: deque[Callable[[], None]] = deque()
         self._closing = False
@@ -200,7 +207,7 @@ class ThreadChannel(Channel):
         context: zmq.Context[Any] = zmq.Context.instance()  # shared: inproc:// reaches a broker in this process
         loop: Optional[SocketLoop] = None
         try:
-            loop = SocketLoop(self.session, context)
+            loop = SocketLoop(self.session, context, self.curve)
             loop.poller.register(self._wake_r, zmq.POLLIN)
             while not self._closing:
                 if self._wake_r in loop.turn(None):
@@ -239,11 +246,14 @@ class ThreadChannel(Channel):
 class BlockingChannel(Channel):
     """Belongs to the thread that made it, which runs the socket itself while it waits."""
 
-    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0) -> None:
-        self.session = ClientSession(url, connect_timeout=connect_timeout, ping_interval=ping_interval)
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0,
+                 curve: Optional[ClientKeys] = None) -> None:
+        self.session = ClientSession(url, connect_timeout=connect_timeout, ping_interval=ping_interval,
+                                     curve=curve is not None)
+        self.curve = curve
         self.pid = os.getpid()
         self._owner = threading.get_ident()
-        self._loop: Optional[SocketLoop] = SocketLoop(self.session, zmq.Context.instance())
+        self._loop: Optional[SocketLoop] = SocketLoop(self.session, zmq.Context.instance(), curve)
 
     @property
     def closed(self) -> bool:

@@ -19,7 +19,9 @@ sent behind the caller's back; a result wait ends at its deadline with None for 
 tasks that did not finish; while results are awaited the session pings the broker, so a
 broker that died or restarted is noticed instead of waited on. A first request left
 unanswered for ``PROBE_AFTER`` seconds gets the listener at the URL checked: something
-that is not a ZeroMQ peer fails every request at once (``NotABrokerError``).
+that is not a ZeroMQ peer fails every request at once (``NotABrokerError``), and so does a
+broker whose security differs from this side's (CURVE keys on one side only:
+``SecurityMismatchError``), since ZeroMQ would retry that handshake silently forever.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from qtasks.exc import (
     DecodeError,
     MessageTooLargeError,
     NotABrokerError,
+    SecurityMismatchError,
     TaskLostError,
     reply_error,
 )
@@ -62,7 +65,7 @@ from qtasks.protocol import (
     decode,
     encode,
 )
-from qtasks.urls import STRANGER
+from qtasks.urls import STRANGER, ZEROMQ, security_mechanism
 from qtasks.urls import probe as probe_url
 
 log = logging.getLogger("qtasks.client")
@@ -136,12 +139,16 @@ class _Stream:
 class ClientSession:
     def __init__(self, url: str, *, connect_timeout: float = 5.0, ping_interval: float = 1.0,
                  timers: Optional[TimerHeap] = None,
-                 probe: Callable[[str], tuple[str, str]] = probe_url) -> None:
+                 probe: Callable[[str], tuple[str, str]] = probe_url,
+                 mechanism: Callable[[str], Optional[str]] = security_mechanism, curve: bool = False) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
         self.timers = timers if timers is not None else TimerHeap()
         self.probe = probe
+        self.mechanism = mechanism
+        self.curve = curve
+        """This side uses CURVE keys (errors then say the broker may have refused them)."""
         self.outbox: list[tuple[Optional[int], Frames]] = []
         """Messages for the driver to send, in order, with the request each belongs to."""
         self.needs_new_socket = False
@@ -350,6 +357,10 @@ class ClientSession:
         found, detail = self.probe(self.url)
         if found == STRANGER and not self._heard:
             self._give_up(NotABrokerError(self.url, detail))
+        elif found == ZEROMQ and not self._heard:
+            theirs, ours = self.mechanism(self.url), "CURVE" if self.curve else "NULL"
+            if theirs is not None and theirs != ours and not self._heard:
+                self._give_up(SecurityMismatchError(self.url, theirs, ours))
 
     def _unanswered(self, req_id: int) -> None:
         """A request got no answer in time: the broker is down or unreachable."""
@@ -363,7 +374,7 @@ class ClientSession:
                 log.warning("the broker at %s does not answer; still waiting for %d task(s) until their "
                             "timeouts, in case it comes back", self.url, len(self._waits))
             return
-        self._give_up(BrokerUnavailableError(self.url, self.connect_timeout))
+        self._give_up(BrokerUnavailableError(self.url, self.connect_timeout, curve=self.curve))
 
     def _give_up(self, error: BaseException) -> None:
         log.debug("failing every request to %s: %s", self.url, error)

@@ -60,6 +60,15 @@ class QueueConfig:
     """Deliveries of a task whose worker process keeps being lost, in a broker this app hosts."""
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     """The largest message a broker this app hosts accepts, in bytes."""
+    curve_server_key: Optional[str] = None
+    """The broker's CURVE public key: a key file (``broker.key``) or z85 text. Set with
+    ``curve_secret_key`` to talk to a broker started with ``--curve-secret-key``."""
+    curve_public_key: Optional[str] = None
+    """This side's public key (file or z85); optional, the secret key file holds it too."""
+    curve_secret_key: Optional[str] = field(default=None, repr=False)
+    """This side's secret key: a ``.key_secret`` file (or z85 text). Its public key decides the role:
+    in the broker's ``--curve-clients`` directory it may submit and wait, in ``--curve-workers`` also serve.
+    Left out of the config's repr: it may be the key itself."""
 
     global_config_status_ttl: ClassVar[int] = 20
     global_config_status_set_periodic: ClassVar[int] = 17
@@ -121,6 +130,7 @@ _KINDS: dict[str, str] = {
     "result_statuses_end": "list", "environ_prefix": "str", "broker_url": "str", "broker_connect_timeout": "float",
     "shutdown_grace": "float", "thread_stop_grace": "float", "heartbeat_interval": "float",
     "heartbeat_liveness": "int", "max_attempts": "int", "max_message_size": "int",
+    "curve_server_key": "str", "curve_public_key": "str", "curve_secret_key": "str",
 }
 """How an environment variable's text becomes each field's value."""
 

@@ -3,11 +3,14 @@
 ::
 
     QTasksError
+    ├── ConfigError                     a setting with a value it cannot take (also ValueError)
+    │   └── KeyFileError                a CURVE key (file) that is missing or malformed
     ├── ProtocolError                   a frame that does not follow qtasks.protocol
     │   ├── DecodeError                 malformed bytes / wrong shape (carries the data)
     │   └── ProtocolVersionError        a peer speaking another protocol version
     ├── BrokerUnavailableError          no broker answered at the URL (also ConnectionError)
-    │   └── NotABrokerError             something listens at the URL, but it is not a QTasks broker
+    │   ├── NotABrokerError             something listens at the URL, but it is not a QTasks broker
+    │   └── SecurityMismatchError       the broker uses CURVE and this side does not, or the reverse
     ├── MessageTooLargeError            a message over the broker's --max-message-size (also ValueError)
     ├── InvalidTaskIdError              a task id that is not a UUID (also ValueError)
     ├── BrokerReplyError                the broker refused a request (carries its code)
@@ -53,6 +56,17 @@ class DataDirInUseError(DataDirError):
         self.pid = pid
 
 
+class KeyFileError(ConfigError):
+    """A CURVE key given as ``what`` (a setting or a flag) cannot be used: ``source`` (a path, or
+    the value given) is missing, unreadable, or holds no key of the kind needed."""
+
+    def __init__(self, what: str, source: str, problem: str) -> None:
+        super().__init__(f"{what}: {problem}. Give the path of a key file made by `qtasks keys generate DIR` "
+                         "(public keys end in .key, secret keys in .key_secret), or a 40-character z85 key")
+        self.what = what
+        self.source = source
+
+
 class ProtocolError(QTasksError):
     """A message does not follow the wire format of :mod:`qtasks.protocol`."""
 
@@ -79,17 +93,34 @@ class ProtocolVersionError(ProtocolError):
 
 
 class BrokerUnavailableError(QTasksError, ConnectionError):
-    """No broker answered at ``url`` within ``waited`` seconds."""
+    """No broker answered at ``url`` within ``waited`` seconds.
 
-    def __init__(self, url: str, waited: float) -> None:
-        super().__init__(
-            f"no QTasks broker answered at {url} within {waited:g} s. Start one with "
-            f"`qtasks-broker --bind {url}`, or run `qtasks -A module:app run` (or app.run_forever()), "
-            "which hosts a broker itself when none is running; set QTASKS_BROKER_URL or "
-            "QueueTasks(broker_url=...) if the broker listens elsewhere"
-        )
+    ``curve``: this side uses CURVE keys. A broker that refuses a key (or a client holding the
+    wrong broker key) never answers at all: ZeroMQ drops the handshake without a word, so
+    the message then says that the keys may be why.
+    """
+
+    def __init__(self, url: str, waited: float, *, curve: bool = False) -> None:
+        if curve:
+            message = (
+                f"no QTasks broker answered at {url} within {waited:g} s. This client uses CURVE keys: "
+                "the broker may have refused them. Check that curve_server_key "
+                "(QTASKS_CURVE_SERVER_KEY) is the broker's public key file, and that this client's "
+                "public key file is in the directory the broker reads with --curve-clients (or "
+                "--curve-workers); the broker logs each key it refuses. Otherwise no broker is "
+                f"running there: start one with `qtasks-broker --bind {url} --curve-secret-key ...`"
+            )
+        else:
+            message = (
+                f"no QTasks broker answered at {url} within {waited:g} s. Start one with "
+                f"`qtasks-broker --bind {url}`, or run `qtasks -A module:app run` (or app.run_forever()), "
+                "which hosts a broker itself when none is running; set QTASKS_BROKER_URL or "
+                "QueueTasks(broker_url=...) if the broker listens elsewhere"
+            )
+        super().__init__(message)
         self.url = url
         self.waited = waited
+        self.curve = curve
 
 
 class NotABrokerError(BrokerUnavailableError):
@@ -104,6 +135,30 @@ class NotABrokerError(BrokerUnavailableError):
         )
         self.url = url
         self.waited = 0.0
+
+
+class SecurityMismatchError(BrokerUnavailableError):
+    """The broker at ``url`` uses another security mechanism than this side (``theirs``, ``ours``:
+    ``"CURVE"`` or ``"NULL"``, no authentication), so no connection can ever be made."""
+
+    def __init__(self, url: str, theirs: str, ours: str) -> None:
+        if theirs == "CURVE":
+            fix = ("the broker requires CURVE keys and this side has none: give it the broker's public key "
+                   "and a key pair of its own (QueueTasks(curve_server_key=..., curve_secret_key=...), "
+                   "QTASKS_CURVE_SERVER_KEY and QTASKS_CURVE_SECRET_KEY, or qtasks run --curve-server-key "
+                   "FILE --curve-secret-key FILE; `qtasks keys generate DIR` makes key pairs)")
+        elif ours == "CURVE":
+            fix = ("this side has CURVE keys but the broker does not use CURVE: start the broker with "
+                   "--curve-secret-key (and --curve-clients/--curve-workers), or remove the keys here "
+                   "(curve_server_key, curve_public_key, curve_secret_key and their QTASKS_CURVE_* variables)")
+        else:
+            fix = f"the broker speaks the {theirs} mechanism, which QTasks does not use"
+        QTasksError.__init__(self, f"cannot connect to the broker at {url}: {fix}")
+        self.url = url
+        self.waited = 0.0
+        self.curve = ours == "CURVE"
+        self.theirs = theirs
+        self.ours = ours
 
 
 class MessageTooLargeError(QTasksError, ValueError):
@@ -284,6 +339,7 @@ __all__ = [
     "DataDirInUseError",
     "DecodeError",
     "InvalidTaskIdError",
+    "KeyFileError",
     "MessageTooLargeError",
     "NotABrokerError",
     "ProtocolError",
@@ -291,6 +347,7 @@ __all__ = [
     "ProtocolVersionError",
     "QTasksError",
     "Retry",
+    "SecurityMismatchError",
     "StateError",
     "TaskCancelError",
     "TaskExitError",

@@ -10,6 +10,12 @@
     broker ◀─HEARTBEAT── heartbeat loop (every interval, from the loop itself: a blocked loop
                           stops them; ``on_tick`` tells whoever watches the loop that it runs)
 
+Security: with CURVE keys (``curve=``) the socket is a CURVE client of the broker. A
+handshake the broker refuses (an unknown key, keys on one side only) is not retried by
+ZeroMQ, so a monitor on the socket reports why, and the actor connects again after a
+growing pause (a key added to the broker's directory later lets it in). Until it has
+registered once, the actor logs an error every ``UNREGISTERED_REPORT_EVERY`` seconds.
+
 Stopping (:meth:`request_stop`): announce credit 0, hand back deliveries not yet started
 (RETURN, no attempt counted), let running tasks finish within the grace period, then BYE.
 ``now=True`` or the end of the grace period hands back what still runs (exit code 1).
@@ -34,9 +40,10 @@ import anyio
 import zmq
 import zmq.asyncio
 from anyio.abc import TaskGroup
+from zmq.utils.monitor import parse_monitor_message
 
 from qtasks.enums import TaskStatusEnum as Status
-from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError
+from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError, SecurityMismatchError
 from qtasks.plugins.base import maybe_await
 from qtasks.plugins.triggers import all_plugins, fire, listened
 from qtasks.protocol import (
@@ -57,6 +64,7 @@ from qtasks.protocol import (
     decode,
     encode,
 )
+from qtasks.security import ClientKeys
 from qtasks.worker.component import ServedApp
 from qtasks.worker.lending import SlotLender
 from qtasks.worker.running import RunningTask, TaskRunner
@@ -68,6 +76,14 @@ DEFAULT_HEARTBEAT_INTERVAL = 1.0
 DEFAULT_HEARTBEAT_LIVENESS = 3
 LINGER_MS = 2000
 """How long a stopping worker keeps trying to deliver its last RESULT/RETURN/BYE."""
+UNREGISTERED_REPORT_FIRST = 5.0
+UNREGISTERED_REPORT_EVERY = 30.0
+"""Seconds after starting, and then between reports, that an actor that never registered says so."""
+RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0
+"""Pause before connecting again after the broker refused a handshake, doubling up to the maximum."""
+FORBIDDEN_REPORT_EVERY = 30.0
+_HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 Tick = Callable[[float], None]
 """Called at every heartbeat with the seconds of silence after which the loop counts as blocked."""
@@ -86,6 +102,7 @@ class WorkerActor:
         index: int = 0,
         context: Optional[zmq.asyncio.Context] = None,
         on_tick: Optional[Tick] = None,
+        curve: Optional[ClientKeys] = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -99,6 +116,8 @@ class WorkerActor:
         self.context = context
         """Sockets come from this context (the broker's, for ``inproc://``); None: the actor's own."""
         self.on_tick = on_tick
+        self.curve = curve
+        """The broker's public key and this worker's key pair (None: no CURVE)."""
         self.recycle = False
         """Set when a task's thread never came back: the process must end without joining it."""
         self.registered = threading.Event()
@@ -113,6 +132,10 @@ class WorkerActor:
         self._max_message_size = DEFAULT_MAX_MESSAGE_SIZE
         """The broker's message limit (from WELCOME): no RESULT may be larger."""
         self._ever_registered = False
+        self._started_at = time.monotonic()
+        self._next_report = UNREGISTERED_REPORT_FIRST
+        self._failed_handshakes = 0
+        self._forbidden_reported_at = float("-inf")
         self._last_heard = time.monotonic()
         self._ready_sent_at = float("-inf")
         self._registered = False
@@ -162,8 +185,14 @@ class WorkerActor:
         sock.setsockopt(zmq.RCVHWM, 100_000)
         sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 5000)
+        if self.curve is not None:
+            self.curve.apply(sock, self.url)
+        monitor = None
+        if not self.url.startswith("inproc://"):  # no handshake there
+            monitor = sock.get_monitor_socket(_HANDSHAKE_EVENTS, f"inproc://qtasks-worker-{os.urandom(6).hex()}")
         sock.connect(self.url)
         self._socket = sock
+        self._started_at = self._last_heard = time.monotonic()
         self._loop = asyncio.get_running_loop()
         self._lender = SlotLender(self._loop, self._lend_slot, self._reclaim_slot)
         self._stop_requested = anyio.Event()
@@ -174,6 +203,8 @@ class WorkerActor:
                 self._tg = tg
                 tg.start_soon(self._receive_loop)
                 tg.start_soon(self._heartbeat_loop)
+                if monitor is not None:
+                    tg.start_soon(self._watch_handshakes, monitor)
                 for _ in range(self.concurrency):
                     tg.start_soon(self._slot)
                 self._send_ready()
@@ -190,6 +221,9 @@ class WorkerActor:
                 await maybe_await(self.served.worker.stop())
                 tg.cancel_scope.cancel()
         finally:
+            if monitor is not None:
+                sock.disable_monitor()
+                monitor.close(linger=0)
             sock.close()
             if own_context:
                 context.term()
@@ -348,6 +382,12 @@ class WorkerActor:
         elif isinstance(message, Error):
             if message.code == "not-ready":
                 self._register_again()
+            elif message.code == "forbidden":
+                now = time.monotonic()
+                if now - self._forbidden_reported_at >= FORBIDDEN_REPORT_EVERY:
+                    self._forbidden_reported_at = now
+                    log.error("worker process %d: the broker at %s does not let this worker serve tasks: %s",
+                              self.pid, self.url, message.message)
             else:
                 log.warning("the broker at %s reported: %s (%s)", self.url, message.message, message.code)
         elif isinstance(message, Heartbeat):
@@ -420,6 +460,66 @@ class WorkerActor:
         self._registered = False
         self._send_ready()
 
+    async def _watch_handshakes(self, monitor: zmq.asyncio.Socket) -> None:
+        """Report handshakes the broker refused, and connect again after them: ZeroMQ gives up on a
+        connection whose handshake was refused (and retries only those that failed on the way)."""
+        pause = RECONNECT_FIRST
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())
+            kind = event["event"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                pause = RECONNECT_FIRST
+                continue
+            self._failed_handshakes += 1
+            if kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                continue  # ZeroMQ tries again by itself; the periodic report says it
+            log.error("worker process %d: %s; connecting again in %g s", self.pid,
+                      self._refusal(kind, event["value"]), pause)
+            await anyio.sleep(pause)  # a back-off: the broker said no, asking again at once is pointless
+            pause = min(pause * 2, RECONNECT_MAX)
+            self._reconnect()
+
+    def _refusal(self, kind: int, value: int) -> str:
+        """Why the broker refused a handshake, and what to do about it."""
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            key = self.curve.public_text if self.curve is not None else "(none)"
+            return (f"the broker at {self.url} refused this worker's CURVE key {key} (status {value}): put its "
+                    "public key file in the directory the broker reads with --curve-workers")
+        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            ours = "CURVE" if self.curve is not None else "NULL"
+            return str(SecurityMismatchError(self.url, "NULL" if self.curve is not None else "CURVE", ours))
+        return (f"the handshake with the broker at {self.url} failed (ZMTP protocol error {value:#x}): "
+                "check that both sides use matching CURVE keys")
+
+    def _reconnect(self) -> None:
+        """A fresh connection to the broker (the refused one is gone for good), then READY on it."""
+        sock = self._socket
+        assert sock is not None
+        try:
+            sock.disconnect(self.url)
+        except zmq.ZMQError:  # ZeroMQ dropped the endpoint with the refused connection
+            pass
+        sock.connect(self.url)
+        self._registered = False
+        self._send_ready()
+
+    def _report_unregistered(self) -> None:
+        """Never registered: say so now and then, with what may be wrong, rather than wait in silence."""
+        waited = time.monotonic() - self._started_at
+        if self._ever_registered or waited < self._next_report:
+            return
+        self._next_report = waited + UNREGISTERED_REPORT_EVERY
+        if self.curve is not None:
+            failed = f" ({self._failed_handshakes} CURVE handshake(s) failed)" if self._failed_handshakes else ""
+            log.error("worker process %d has not been able to register with the broker at %s for %.0f s%s: "
+                      "check that its curve_server_key is the broker's public key and that its public key %s "
+                      "is in the directory the broker reads with --curve-workers", self.pid, self.url, waited,
+                      failed, self.curve.public_text)
+        else:
+            log.error("worker process %d has not been able to register with the broker at %s for %.0f s: "
+                      "is a broker running there? Start one with `qtasks-broker --bind %s`", self.pid,
+                      self.url, waited, self.url)
+
     async def _heartbeat_loop(self) -> None:
         while True:
             if self.on_tick is not None:
@@ -427,6 +527,7 @@ class WorkerActor:
                 self.on_tick(self._interval * self._liveness - self._interval / 2)
             with anyio.CancelScope() as self._heartbeat_wait:  # a new interval cancels the wait
                 await anyio.sleep(self._interval)  # the heartbeat period itself, not a wait for work
+            self._report_unregistered()
             silent = time.monotonic() - self._last_heard
             if silent > self._interval * self._liveness:
                 if self._registered:

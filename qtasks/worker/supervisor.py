@@ -5,7 +5,8 @@ It owns no ZeroMQ context and no threads, so forking a replacement is always saf
 (DESIGN: nothing ZeroMQ crosses a fork). It sleeps in one ``wait`` on the
 processes' sentinels and a wake pipe, so it does no work between events::
 
-    supervisor ──fork──▶ embedded broker (only if nothing listens at the URL)
+    supervisor ──fork──▶ embedded broker (only if nothing listens at the URL, the URL is a
+        │                 loopback one and the app has no CURVE keys: a hosted broker has none)
         │      ──fork──▶ worker 0 … worker N-1      (each: WorkerActor.run(), its own process group)
         └─ wait(sentinels + liveness pipes + wake pipe)
               ├─ a worker died → kill what is left of its process group, fork a replacement
@@ -36,7 +37,8 @@ from qtasks.exc import NotABrokerError
 from qtasks.logs import configure_process_logging
 from qtasks.plugins.base import BasePlugin, run_to_end
 from qtasks.plugins.triggers import Plugins, all_plugins, fire_sync
-from qtasks.urls import NOTHING, STRANGER, probe
+from qtasks.security import ClientKeys, config_keys
+from qtasks.urls import NOTHING, STRANGER, is_loopback, probe
 from qtasks.worker.base import BaseStarter
 from qtasks.worker.process import LIVENESS_RECORD
 from qtasks.worker.signals import start_with_stop_signals_blocked, stop_when_parent_dies, unblock_stop_signals
@@ -126,6 +128,8 @@ class Supervisor(BaseStarter):
         self.grace = grace
         self.log_level = log_level
         self.broker_process: Any = None
+        self.curve: Optional[ClientKeys] = None
+        """The app's CURVE keys, which its worker processes connect with."""
         self._context = multiprocess.get_context("fork")
         self._slots: list[_Slot] = []
         self._wake_r, self._wake_w = os.pipe()
@@ -152,6 +156,7 @@ class Supervisor(BaseStarter):
         self.log_level = config.logs_default_level_server if self.log_level is None else self.log_level
         if reset_config:
             self.update_configs(config)
+        self.curve = config_keys(config)  # a bad key file stops serving here, naming the file
         self._slots = [_Slot(i) for i in range(self.processes)]
         return self.run(plugins or {})
 
@@ -163,7 +168,16 @@ class Supervisor(BaseStarter):
         every = all_plugins(app.plugins, plugins, self.plugins, app.broker.plugins, app.global_config.plugins)
         try:
             found, detail = probe(self.url)
-            if found == NOTHING:
+            if found == NOTHING and self.curve is not None:
+                log.warning("nothing listens at %s yet; this app has CURVE keys, so it does not host a broker "
+                            "(a hosted one has no keys): its %d worker process(es) wait for `qtasks-broker "
+                            "--curve-secret-key ...` there", self.url, self.processes)
+            elif found == NOTHING and not is_loopback(self.url):
+                log.warning("nothing listens at %s yet; a broker hosted here would have no keys, so it is only "
+                            "hosted on a loopback address: the %d worker process(es) wait for a broker there "
+                            "(qtasks-broker --bind %s --curve-secret-key ...)", self.url, self.processes,
+                            self.url)
+            elif found == NOTHING:
                 self._start_broker()
             elif found == STRANGER:
                 raise NotABrokerError(self.url, detail)
@@ -242,7 +256,7 @@ class Supervisor(BaseStarter):
     def _start_worker(self, slot: _Slot, replaces: Optional[int] = None, cause: Optional[str] = None) -> None:
         liveness_r, liveness_w = os.pipe()
         options = dict(url=self.url, concurrency=self.concurrency, grace=self.grace,
-                       replaces=replaces, cause=cause, index=slot.index)
+                       replaces=replaces, cause=cause, index=slot.index, curve=self.curve)
         inherited = (*self._wake_fds(), liveness_r)
         process = self._context.Process(target=_worker_main,
                                         args=(self.app, options, liveness_w, os.getpid(), inherited),
