@@ -45,6 +45,20 @@ def test_r1_sigkilled_worker_task_is_redelivered_and_only_that_process_restarts(
         client.close()
 
 
+
+def test_r4_a_long_healthy_task_is_not_redelivered_and_runs_once(tmp_path):
+    marker = tmp_path / "ran"
+    # heartbeats every 0.1 s, a worker is lost after 0.3 s of silence: the task runs ten times that
+    with broker_process(heartbeat=0.1, liveness=3) as (url, _), worker_process("tests.apps.basic:app", url):
+        client = QueueTasks(name="tests", broker_url=url)
+        wait_for_workers(client, 1)
+        done = client.add_task("nap_then_mark", 3.0, str(marker), timeout=30)
+        assert (done.status, done.attempts) == ("success", 1)
+        assert marker.read_text() == "ran\n"  # executed exactly once
+        assert client.broker_stats()["totals"].get("lost", 0) == 0
+        assert client.add_task("echo", "fresh", timeout=5).returning == "fresh"
+        client.close()
+
 @pytest.mark.parametrize("how, cause", [("sigkill", "signal 9, SIGKILL"), ("exit", "exit code 1")])
 def test_r2_poison_task_ends_in_error_after_the_attempt_bound(how, cause):
     with broker_process(max_attempts=3) as (url, _), worker_process("tests.apps.basic:app", url, processes=2):
