@@ -325,8 +325,8 @@ class BrokerCore:
 
     def _on_submit(self, peer: bytes, msg: Submit) -> None:
         now = time.time()
-        get = self.storage.get
-        new = list({e.uuid: e for e in msg.envelopes if get(e.uuid) is None}.values())  # a uuid is one task
+        known = self.storage.known(e.uuid for e in msg.envelopes)
+        new = list({e.uuid: e for e in msg.envelopes if e.uuid not in known}.values())  # a uuid is one task
         refusal = self.limits.refusal(new)
         if refusal is not None:
             self.totals["refused"] += len(new)

@@ -32,6 +32,10 @@ class Storage(Component, ABC):
     def get(self, uuid: bytes) -> TaskRecord | None:
         """The record of ``uuid``, or None."""
 
+    def known(self, uuids: Iterable[bytes]) -> set[bytes]:
+        """Which of ``uuids`` have a record (one question for a whole submit)."""
+        return {uuid for uuid in uuids if self.get(uuid) is not None}
+
     @abstractmethod
     def save(self, record: TaskRecord) -> None:
         """The broker changed ``record`` in place: keep the change."""

@@ -27,6 +27,10 @@ class MemoryStorage(Storage):
     def get(self, uuid: bytes) -> TaskRecord | None:
         return self._records.get(uuid)
 
+    def known(self, uuids: Iterable[bytes]) -> set[bytes]:
+        records = self._records
+        return {uuid for uuid in uuids if uuid in records}
+
     def save(self, record: TaskRecord) -> None:
         if record.ended:
             uuid = record.envelope.uuid

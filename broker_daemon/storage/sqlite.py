@@ -36,17 +36,16 @@ DATABASE = "broker.sqlite3"
 LOCK = "broker.lock"
 _LIVE = (Status.NEW.value, Status.PROCESS.value)
 _ENDED = tuple(s.value for s in Status if s.value not in _LIVE)
-_COLUMNS = ("uuid, queue, name, priority, created_at, payload, metadata, status, attempts, losses, suspect, "
-            "updated_at, result, traceback, extra, steps, retry_child, dead")
+_COLUMNS = "uuid, queue, name, status, updated_at, dead, envelope, state"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
-    uuid BLOB NOT NULL UNIQUE, queue TEXT NOT NULL, name TEXT NOT NULL, priority INTEGER NOT NULL,
-    created_at REAL NOT NULL, payload BLOB NOT NULL, metadata BLOB, status TEXT NOT NULL,
-    attempts INTEGER NOT NULL, losses INTEGER NOT NULL, suspect INTEGER NOT NULL, updated_at REAL NOT NULL,
-    result BLOB, traceback TEXT, extra BLOB, steps BLOB, retry_child BLOB, dead INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS tasks_live ON tasks (status) WHERE status IN {_LIVE!r};
+    uuid BLOB NOT NULL UNIQUE, queue TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+    updated_at REAL NOT NULL, dead INTEGER NOT NULL,
+    envelope BLOB NOT NULL,  -- msgpack [priority, created_at, payload, metadata]: written once
+    state BLOB NOT NULL      -- msgpack [attempts, losses, suspect, result, traceback, extra, steps, retry_child]
+);
 CREATE INDEX IF NOT EXISTS tasks_ended ON tasks (updated_at) WHERE dead = 0 AND status IN {_ENDED!r};
 CREATE INDEX IF NOT EXISTS tasks_dead ON tasks (updated_at) WHERE dead = 1;
 CREATE TABLE IF NOT EXISTS state (
@@ -55,39 +54,34 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
-def _pack(value: Any) -> Optional[bytes]:
-    return msgpack.packb(value, use_bin_type=True) if value else None
+def _packb(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
 
 
-def _unpack(data: Optional[bytes], empty: Any) -> Any:
-    return msgpack.unpackb(data, raw=False) if data is not None else empty
+def _state(record: TaskRecord) -> bytes:
+    return _packb([record.attempts, record.losses, record.suspect, record.returning, record.traceback,
+                   record.extra or None, record.steps or None, record.retry_child])
 
 
 def _row(record: TaskRecord) -> tuple[Any, ...]:
     e = record.envelope
-    return (e.uuid, e.queue, e.task_name, e.priority, e.created_at, e.payload, _pack(e.metadata),
-            record.status.value, record.attempts, record.losses, int(record.suspect), record.updated_at,
-            record.returning, record.traceback, _pack(record.extra), _pack(record.steps), record.retry_child,
-            int(record.dead))
+    return (e.uuid, e.queue, e.task_name, record.status.value, record.updated_at, int(record.dead),
+            _packb([e.priority, e.created_at, e.payload, e.metadata or None]), _state(record))
 
 
 def _changes(record: TaskRecord) -> tuple[Any, ...]:
-    return (record.status.value, record.attempts, record.losses, int(record.suspect), record.updated_at,
-            record.returning, record.traceback, _pack(record.extra), _pack(record.steps), record.retry_child,
-            int(record.dead), record.envelope.uuid)
+    return (record.status.value, record.updated_at, int(record.dead), _state(record), record.envelope.uuid)
 
 
 def _record(row: tuple[Any, ...]) -> TaskRecord:
-    (uuid, queue, name, priority, created_at, payload, metadata, status, attempts, losses, suspect,
-     updated_at, returning, traceback, extra, steps, retry_child, dead) = row
-    record = TaskRecord(TaskEnvelope(uuid, name, queue, priority, created_at, payload, _unpack(metadata, {})),
-                        updated_at)
-    record.status = Status(status)
-    record.attempts, record.losses, record.suspect = attempts, losses, bool(suspect)
-    record.returning, record.traceback = returning, traceback
-    record.extra = _unpack(extra, {})
-    record.steps = _unpack(steps, [])
-    record.retry_child, record.dead = retry_child, bool(dead)
+    uuid, queue, name, status, updated_at, dead, envelope, state = row
+    priority, created_at, payload, metadata = msgpack.unpackb(envelope, raw=False)
+    record = TaskRecord(TaskEnvelope(uuid, name, queue, priority, created_at, payload, metadata or {}), updated_at)
+    record.status, record.dead = Status(status), bool(dead)
+    (record.attempts, record.losses, record.suspect, record.returning, record.traceback, extra, steps,
+     record.retry_child) = msgpack.unpackb(state, raw=False)
+    record.extra, record.steps = extra or {}, steps or []
     return record
 
 
@@ -171,6 +165,21 @@ class SQLiteStorage(Storage):
         row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE uuid = ?", (uuid,)).fetchone()
         return None if row is None else _record(row)
 
+    def known(self, uuids: Iterable[bytes]) -> set[bytes]:
+        live, changed = self._live, self._changed
+        found = set()
+        unsure = []
+        for uuid in uuids:
+            if uuid in live or uuid in changed:
+                found.add(uuid)
+            else:
+                unsure.append(uuid)
+        for start in range(0, len(unsure), 500):  # SQLite's parameter limit is 999 on old builds
+            chunk = unsure[start:start + 500]
+            rows = self._db.execute(f"SELECT uuid FROM tasks WHERE uuid IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update(uuid for (uuid,) in rows)
+        return found
+
     def save(self, record: TaskRecord) -> None:
         uuid = record.envelope.uuid
         if uuid not in self._new:
@@ -184,12 +193,11 @@ class SQLiteStorage(Storage):
         db.execute("BEGIN")
         try:
             if new:
-                db.executemany(f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                db.executemany(f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                [_row(r) for r in new.values()])
             if changed:
-                db.executemany("UPDATE tasks SET status = ?, attempts = ?, losses = ?, suspect = ?, updated_at = ?, "
-                               "result = ?, traceback = ?, extra = ?, steps = ?, retry_child = ?, dead = ? "
-                               "WHERE uuid = ?", [_changes(r) for r in changed.values()])
+                db.executemany("UPDATE tasks SET status = ?, updated_at = ?, dead = ?, state = ? WHERE uuid = ?",
+                               [_changes(r) for r in changed.values()])
             for (app, cls, scope), cleared, keys in state:
                 if cleared:
                     db.execute("DELETE FROM state WHERE app = ? AND class = ? AND scope = ?", (app, cls, scope))
