@@ -129,6 +129,38 @@ def unpack_arguments(payload: bytes) -> tuple[list[Any], dict[str, Any]]:
     return args, kwargs
 
 
+CHUNK = "chunk"
+"""Metadata key of a chunk envelope: several calls of one task that run as one delivery (``task.map``).
+Its payload is an array of the calls' packed arguments; its result an array of one
+``[status, packed result | nil, traceback | nil]`` per call, in order."""
+
+
+def pack_chunk(calls: Sequence[bytes]) -> bytes:
+    """A chunk's payload from the calls' payloads (each packed by :func:`pack_arguments`)."""
+    return pack_value(list(calls))
+
+
+def unpack_chunk(payload: bytes) -> list[bytes]:
+    try:
+        calls = unpack_value(payload)
+    except Exception as exc:
+        raise DecodeError("a chunk's payload is not a msgpack array of calls", payload[:64], exc) from exc
+    if not isinstance(calls, list) or not all(isinstance(c, bytes) for c in calls):
+        raise DecodeError("a chunk's payload is not a msgpack array of calls", payload[:64])
+    return calls
+
+
+def pack_chunk_results(results: Sequence[tuple[str, bytes | None, str | None]]) -> bytes:
+    return pack_value([list(result) for result in results])
+
+
+def unpack_chunk_results(raw: bytes) -> list[tuple[str, bytes | None, str | None]]:
+    results = unpack_value(raw)
+    _check(isinstance(results, list), "a chunk's result must be an array")
+    return [(_str(status, "status"), _optional(value, bytes, "result"), _optional(tb, str, "traceback"))
+            for status, value, tb in (_array(r, 3, "a chunk item's result") for r in results)]
+
+
 def pack_result(task_name: str, value: Any) -> bytes:
     """Pack a task's return value, or raise :class:`UnserializableResultError`."""
     try:

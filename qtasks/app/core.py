@@ -281,6 +281,15 @@ class BaseQueueTasks(TaskRegistrar):
         broker = self.broker
         return PendingCall(broker, lambda b: b.stats(), lambda value: value, broker.connect_timeout)
 
+    def _workers_call(self) -> PendingCall[tuple[int, int]]:
+        """(processes, slots) of the workers serving this app now (a map sizes its window by them)."""
+        def serving(stats: dict[str, Any]) -> tuple[int, int]:
+            mine = [w for w in stats.get("workers", ()) if w.get("queue") == self.name]
+            return len(mine), sum(int(w.get("concurrency", 0)) for w in mine)
+
+        broker = self.broker
+        return PendingCall(broker, lambda b: b.stats(), serving, broker.connect_timeout)
+
     def _ping_call(self) -> PendingCall[bytes]:
         broker = self.broker
         before = _hooks((self.plugins, "qtasks_ping", lambda _: dict(qtasks=self, global_config=self.global_config),

@@ -318,6 +318,22 @@ class Retry(QTasksError):
         self.delay = delay
 
 
+class MapItemError(QTasksError):
+    """One call of ``task.map`` (or ``imap``, ``starmap``) failed: ``index`` is its place in the input,
+    ``uuid`` the task (chunk) that ran it, ``traceback`` the remote traceback. By default the first
+    failure raises this and the rest of the map is cancelled; with ``return_exceptions=True`` it
+    takes the failed item's place instead."""
+
+    def __init__(self, task_name: str, index: int, uuid: Any, status: str, traceback: str | None) -> None:
+        last = (traceback or "").strip().splitlines()[-1:] or [status]
+        super().__init__(f"item #{index} of {task_name}.map ended {status} (task {uuid}): {last[0]}")
+        self.task_name = task_name
+        self.index = index
+        self.uuid = uuid
+        self.status = status
+        self.traceback = traceback
+
+
 class TaskCancelError(RuntimeError):
     """Raised inside a task (``self.ctx.cancel(reason)``) to end it with status ``cancel``."""
 
@@ -340,6 +356,7 @@ __all__ = [
     "DecodeError",
     "InvalidTaskIdError",
     "KeyFileError",
+    "MapItemError",
     "MessageTooLargeError",
     "NotABrokerError",
     "ProtocolError",

@@ -82,6 +82,8 @@ class AsyncTaskExecutor(BaseTaskExecutor):
             handled_values.append(sent)
 
     async def _in_thread(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.inline:
+            return func(*args, **kwargs)
         done = self._thread_done = threading.Event()
 
         def call() -> Any:

@@ -9,10 +9,24 @@ generic over the function's parameters ``P`` and result ``R``, so a type checker
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Generic, Optional, ParamSpec, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Generic,
+    Iterable,
+    Iterator,
+    Optional,
+    ParamSpec,
+    Sequence,
+    TypeVar,
+    overload,
+)
 
+from qtasks.batch.mapping import MapRun, calls_of, iterate, iterate_async, length_of
 from qtasks.contexts import AsyncContext, BaseContext, SyncContext
 from qtasks.current import current_app
+from qtasks.progress import Progress
 from qtasks.tasks.spec import TaskOptions
 
 if TYPE_CHECKING:
@@ -57,6 +71,15 @@ class BaseTask(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task_name!r} priority={self.priority}>"
 
+    def _map_run(self, iterable: Iterable[Any], star: bool, workers: tuple[int, int], app: Any,
+                 options: dict[str, Any]) -> MapRun:
+        name = self.task_name
+        if not name:
+            raise ValueError("Task name is not specified.")
+        processes, slots = workers
+        return MapRun(app, name, calls_of(iterable, star), priority=self.priority, total=length_of(iterable),
+                      processes=processes, slots=slots, **options)
+
 
 class SyncTask(BaseTask[P, R]):
     _context_class = SyncContext
@@ -86,6 +109,30 @@ class SyncTask(BaseTask[P, R]):
         call.bind(self)
         return call
 
+    def map(self, iterable: Iterable[Any], *, chunksize: Optional[int] = None, window: Optional[int] = None,
+            timeout: Optional[float] = None, return_exceptions: bool = False,
+            progress: Progress = False) -> list[R]:
+        """Run the task once per item (one argument each), as ``multiprocessing.Pool.map``: the results
+        in input order. See :mod:`qtasks.batch.mapping` for chunks, the window and errors."""
+        return list(self.imap(iterable, chunksize=chunksize, window=window, timeout=timeout,
+                              return_exceptions=return_exceptions, progress=progress))
+
+    def starmap(self, iterable: Iterable[Sequence[Any]], **options: Any) -> list[R]:
+        """As :meth:`map`, each item being the arguments of one call."""
+        return list(iterate(self._start_map(iterable, True, options), ordered=True))
+
+    def imap(self, iterable: Iterable[Any], **options: Any) -> Iterator[R]:
+        """As :meth:`map`, yielding each result as soon as it and those before it are in."""
+        return iterate(self._start_map(iterable, False, options), ordered=True)
+
+    def imap_unordered(self, iterable: Iterable[Any], **options: Any) -> Iterator[R]:
+        """As :meth:`imap`, in the order the results come."""
+        return iterate(self._start_map(iterable, False, options), ordered=False)
+
+    def _start_map(self, iterable: Iterable[Any], star: bool, options: dict[str, Any]) -> MapRun:
+        app = current_app(self._app)
+        return self._map_run(iterable, star, app._workers_call().result(), app, options)
+
 
 class AsyncTask(BaseTask[P, R]):
     _context_class = AsyncContext
@@ -114,6 +161,33 @@ class AsyncTask(BaseTask[P, R]):
         call: AsyncTaskCls[R] = AsyncTaskCls(name, priority, timeout, args, kwargs)
         call.bind(self)
         return call
+
+    async def map(self, iterable: Iterable[Any], *, chunksize: Optional[int] = None, window: Optional[int] = None,
+                  timeout: Optional[float] = None, return_exceptions: bool = False,
+                  progress: Progress = False) -> list[R]:
+        """Run the task once per item (one argument each), as ``multiprocessing.Pool.map``: the results
+        in input order. See :mod:`qtasks.batch.mapping` for chunks, the window and errors."""
+        return [r async for r in self.imap(iterable, chunksize=chunksize, window=window, timeout=timeout,
+                                           return_exceptions=return_exceptions, progress=progress)]
+
+    async def starmap(self, iterable: Iterable[Sequence[Any]], **options: Any) -> list[R]:
+        """As :meth:`map`, each item being the arguments of one call."""
+        return [r async for r in self._iterate(iterable, True, True, options)]
+
+    def imap(self, iterable: Iterable[Any], **options: Any) -> AsyncIterator[R]:
+        """As :meth:`map`, yielding each result as soon as it and those before it are in (``async for``)."""
+        return self._iterate(iterable, False, True, options)
+
+    def imap_unordered(self, iterable: Iterable[Any], **options: Any) -> AsyncIterator[R]:
+        """As :meth:`imap`, in the order the results come."""
+        return self._iterate(iterable, False, False, options)
+
+    async def _iterate(self, iterable: Iterable[Any], star: bool, ordered: bool,
+                       options: dict[str, Any]) -> AsyncIterator[R]:
+        app = current_app(self._app)
+        run = self._map_run(iterable, star, await app._workers_call().wait_async(), app, options)
+        async for result in iterate_async(run, ordered):
+            yield result
 
 
 def _call_options(task: BaseTask[Any, Any], kwargs: dict[str, Any]) -> tuple[Optional[str], Optional[int],

@@ -47,6 +47,7 @@ from qtasks.exc import DecodeError, MessageTooLargeError, ProtocolVersionError, 
 from qtasks.plugins.base import maybe_await
 from qtasks.plugins.triggers import all_plugins, fire, listened
 from qtasks.protocol import (
+    CHUNK,
     DEFAULT_MAX_MESSAGE_SIZE,
     Bye,
     Cancel,
@@ -596,7 +597,8 @@ class WorkerActor:
                 continue
             handle = self._handles[uuid] = RunningTask()
             try:
-                outcome = await runner.run(delivery, handle)
+                run = runner.run_chunk if CHUNK in delivery.envelope.metadata else runner.run
+                outcome = await run(delivery, handle)
             finally:
                 del self._handles[uuid]
             if running.pop(uuid, None) is not None:

@@ -29,6 +29,7 @@ import anyio
 from qtasks.client.lending import current_lender
 from qtasks.enums import TaskStatusEnum as Status
 from qtasks.exc import (
+    DecodeError,
     MessageTooLargeError,
     TaskCancelError,
     TaskExitError,
@@ -39,12 +40,16 @@ from qtasks.exc import (
 from qtasks.plugins.base import maybe_await
 from qtasks.plugins.triggers import fire, listened
 from qtasks.protocol import (
+    CHUNK,
     DEFAULT_MAX_MESSAGE_SIZE,
     Delivery,
+    TaskEnvelope,
     TaskOutcome,
+    pack_chunk_results,
     pack_result,
     pack_value,
     unpack_arguments,
+    unpack_chunk,
     unpack_value,
 )
 from qtasks.schemas.task_status import (
@@ -62,6 +67,11 @@ log = logging.getLogger("qtasks.worker")
 
 TASK_EVENTS = ("task_running", "task_success", "task_error", "task_cancel", "task_stopping")
 
+INLINE_BELOW = 0.002
+"""Seconds under which the calls of a chunk to a plain ``def`` task run on the loop (no thread hop)."""
+_CALL_SECONDS: dict[str, float] = {}
+"""A moving average of how long one call of each task takes, from the chunks this process ran."""
+
 RESULT_ROOM = 2048
 """Bytes of a RESULT frame a result must leave for the rest of its outcome."""
 
@@ -71,18 +81,23 @@ ThreadWatch = Callable[[str, UUID, threading.Event], None]
 
 
 class RunningTask:
-    """A delivery being run, as the worker sees it: stopping it from outside is cancelling its scope."""
+    """A delivery being run, as the worker sees it: stopping it from outside is cancelling its scope
+    (for a chunk: the call running now, and the ones after it never start)."""
 
-    __slots__ = ("scope", "reason")
+    __slots__ = ("scope", "reason", "current")
 
     def __init__(self) -> None:
         self.scope = anyio.CancelScope()
         self.reason: Optional[str] = None
+        self.current: Optional[RunningTask] = None
+        """The call of a chunk running now."""
 
     def cancel(self, reason: str) -> None:
         """Stop the task at its next await (a plain ``def`` task's thread runs on; its result is dropped)."""
         self.reason = reason
         self.scope.cancel()
+        if self.current is not None:
+            self.current.cancel(reason)
 
 
 class TaskRunner:
@@ -100,6 +115,8 @@ class TaskRunner:
         events = served.events
         self._events = {e for e in TASK_EVENTS if events is not None and events.has_handlers(e)}
         """Task events with handlers (registered when the app module was imported)."""
+        self._inline = False
+        """Run the next plain ``def`` call on the loop (short calls of a chunk, see ``run_chunk``)."""
 
     async def run(self, delivery: Delivery, handle: RunningTask) -> TaskOutcome:
         """Run ``delivery``; ``handle.cancel(reason)`` stops it from outside (the broker's CANCEL)."""
@@ -121,6 +138,7 @@ class TaskRunner:
             executor = (schema.executor or self.served.executor_class)(
                 task_func=schema, task_broker=task_broker, log=log, plugins=self.served.plugins)
             executor.runtime = self.served.runtime
+            executor.inline = self._inline and schema.max_time is None
             if schema.generating:
                 executor.step_reporter = lambda index, value: self.report_step(delivery, index, _pack_step(value))
             if "task_running" in self._events:
@@ -157,6 +175,59 @@ class TaskRunner:
                 await self._fire(event, schema, task_broker, model=outcome)
                 await self._fire("task_stopping", schema, task_broker, model=outcome)
         return outcome
+
+    async def run_chunk(self, delivery: Delivery, handle: RunningTask) -> TaskOutcome:
+        """Run the calls of a chunk (``task.map``) one after another, each as a task of its own:
+        plugins, Depends, State, middlewares and retries apply to every call, a retry runs again
+        here. Calls a plain ``def`` task makes in well under ``INLINE_BELOW`` seconds run on the
+        loop, sparing each a thread hop; the loop gets a turn between calls."""
+        envelope = delivery.envelope
+        started = time.monotonic()
+        try:
+            calls = unpack_chunk(envelope.payload)
+        except DecodeError as exc:
+            return TaskOutcome(envelope.uuid, delivery.attempt, Status.ERROR, None, f"{type(exc).__name__}: {exc}",
+                               time.time(), {})
+        metadata = {k: v for k, v in envelope.metadata.items() if k != CHUNK}
+        name = envelope.task_name
+        results: list[tuple[str, Optional[bytes], Optional[str]]] = []
+        for payload in calls:
+            if handle.reason is not None:
+                results.append((Status.CANCEL.value, None, None))
+                continue
+            call = TaskEnvelope(envelope.uuid, name, envelope.queue, envelope.priority, envelope.created_at, payload,
+                                metadata)
+            item = handle.current = RunningTask()
+            took = time.monotonic()
+            self._inline = _CALL_SECONDS.get(name, INLINE_BELOW) < INLINE_BELOW
+            try:
+                outcome = await self._run_retrying(Delivery(call, delivery.attempt), item)
+            finally:
+                self._inline = False
+                handle.current = None
+            took = time.monotonic() - took
+            known = _CALL_SECONDS.get(name)
+            _CALL_SECONDS[name] = took if known is None else 0.8 * known + 0.2 * took
+            results.append((outcome.status, outcome.returning, outcome.traceback))
+            await anyio.sleep(0)  # heartbeats and the other slots get a turn between calls
+        status = Status.CANCEL if handle.reason is not None else Status.SUCCESS
+        return TaskOutcome(envelope.uuid, delivery.attempt, status, pack_chunk_results(results), None, time.time(),
+                           {"cancel_reason": handle.reason} if handle.reason is not None
+                           else {"chunk_seconds": time.monotonic() - started})
+
+    async def _run_retrying(self, delivery: Delivery, handle: RunningTask) -> TaskOutcome:
+        """One call of a chunk, run again here while it asks to be retried."""
+        while True:
+            outcome = await self.run(delivery, handle)
+            remaining = outcome.extra.get("retry")
+            if outcome.status != Status.RETRY or not isinstance(remaining, int) or handle.reason is not None:
+                return outcome
+            await anyio.sleep(float(outcome.extra.get("retry_delay") or 0.0))
+            envelope = delivery.envelope
+            delivery = Delivery(TaskEnvelope(envelope.uuid, envelope.task_name, envelope.queue, envelope.priority,
+                                             envelope.created_at, envelope.payload,
+                                             {**envelope.metadata, "retry": remaining - 1}), delivery.attempt)
+            handle = RunningTask()
 
     async def _before(self, schema: TaskExecSchema, task_broker: TaskPrioritySchema
                       ) -> tuple[TaskExecSchema, TaskPrioritySchema, dict[str, Any]]:

@@ -1,0 +1,255 @@
+"""``task.map`` and its kin: many calls of one task, as ``multiprocessing.Pool.map`` makes them.
+
+One :class:`MapRun` holds a map's state; :func:`iterate` (blocking) and :func:`iterate_async`
+drive it. The input is consumed lazily: at most ``window`` chunks are in flight (submitted
+and not yet taken by the caller), so a generator of ten million items runs in flat memory
+on the client and the broker. Several calls travel and run as one envelope (a *chunk*, see
+``qtasks.protocol.CHUNK``); without ``chunksize`` its size adapts to how long a call takes,
+from the chunks that came back::
+
+    size = TARGET_CHUNK_SECONDS / seconds per call      (1 .. MAX_CHUNK)
+
+so tiny calls are batched by the thousand and long ones go one by one to every process;
+with the input's length known, a chunk never takes more than its share of what is left.
+The first failure raises :class:`~qtasks.exc.MapItemError` (its index, the remote traceback,
+the uuid) and cancels the rest; ``return_exceptions=True`` puts the errors in the items'
+places instead. Leaving early (an exception, Ctrl+C, a closed iterator) cancels what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid as uuid_module
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterable, Iterator, Optional, Sequence
+
+from qtasks.enums import TaskStatusEnum as Status
+from qtasks.exc import MapItemError
+from qtasks.progress import Progress, progress_reporter
+from qtasks.protocol import (
+    CHUNK,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    TaskEnvelope,
+    TaskSnapshot,
+    pack_arguments,
+    pack_chunk,
+    unpack_chunk_results,
+    unpack_value,
+)
+
+TARGET_CHUNK_SECONDS = 0.02
+MAX_CHUNK = 1000
+NO_TIMEOUT = 7 * 86_400.0
+"""How long a chunk is waited for when the map has no timeout."""
+
+Call = tuple[Sequence[Any], dict[str, Any]]
+
+
+@dataclass
+class Chunk:
+    start: int
+    count: int
+    uuid: bytes
+
+
+class MapRun:
+    def __init__(self, app: Any, task_name: str, calls: Iterable[Call], *, priority: Optional[int] = None,
+                 chunksize: Optional[int] = None, window: Optional[int] = None, timeout: Optional[float] = None,
+                 return_exceptions: bool = False, progress: Progress = False, total: Optional[int] = None,
+                 processes: int = 1, slots: int = 1) -> None:
+        if chunksize is not None and chunksize < 1:
+            raise ValueError(f"chunksize must be at least 1, got {chunksize}")
+        if window is not None and window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self.app = app
+        self.task_name = task_name
+        self.calls = iter(calls)
+        self.priority = priority
+        self.chunksize = chunksize
+        self.window = window or max(2, slots + processes)
+        """Chunks in flight at most: every slot busy, and one more for each process ready to go."""
+        self.spread = max(1, processes)
+        self.total = total
+        self.return_exceptions = return_exceptions
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+        self.in_flight: dict[futures.Future[Any], Chunk] = {}
+        self.results: dict[int, Any] = {}
+        """Results in hand, by input index, not yet given to the caller."""
+        self.next_index = 0
+        self.next_out = 0
+        self.exhausted = False
+        self.per_call: Optional[float] = None
+        self.done = 0
+        self._progress = progress_reporter(progress, total)
+        self._limit = (app.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE) // 2
+
+    # ------------------------------------------------------------------ submitting
+
+    def chunk_size(self) -> int:
+        if self.chunksize is not None:
+            return self.chunksize
+        if self.per_call is None:
+            return 1  # until a chunk came back, nothing is known of how long a call takes
+        size = int(TARGET_CHUNK_SECONDS / max(self.per_call, 1e-7))
+        if self.total is not None:  # leave every process a share of what is left
+            size = min(size, -(-(self.total - self.next_index) // (2 * self.spread)))
+        return max(1, min(MAX_CHUNK, size))
+
+    def fill(self) -> list[futures.Future[Any]]:
+        """Submit chunks until the window is full or the input ends; the new chunks' futures."""
+        submitted = []
+        while not self.exhausted and len(self.in_flight) + self._held() < self.window:
+            payloads = self._take(self.chunk_size())
+            if not payloads:
+                self.exhausted = True
+                break
+            chunk = Chunk(self.next_index, len(payloads), uuid_module.uuid4().bytes)
+            self.next_index += len(payloads)
+            envelope = TaskEnvelope(chunk.uuid, self.task_name, self.app.name, self._priority(), time.time(),
+                                    pack_chunk(payloads), {CHUNK: len(payloads)})
+            future = self.app.broker.submit([envelope], wait=self._remaining() or NO_TIMEOUT)
+            self.in_flight[future] = chunk
+            submitted.append(future)
+        return submitted
+
+    def _take(self, size: int) -> list[bytes]:
+        payloads: list[bytes] = []
+        used = 0
+        for index in range(size):
+            try:
+                args, kwargs = next(self.calls)
+            except StopIteration:
+                break
+            payload = pack_arguments(f"{self.task_name} (item #{self.next_index + index})", args, kwargs,
+                                     self._limit)
+            payloads.append(payload)
+            used += len(payload)
+            if used > self._limit // 2:
+                break
+        return payloads
+
+    def _priority(self) -> int:
+        if self.priority is None:
+            schema = self.app._lookup(self.task_name)
+            self.priority = schema.priority if schema is not None and schema.priority is not None else 0
+        return self.priority
+
+    def _held(self) -> int:
+        """Chunks' worth of results waiting for the caller (they count against the window)."""
+        return -(-len(self.results) // max(1, self.chunk_size()))
+
+    def _remaining(self) -> Optional[float]:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    # ------------------------------------------------------------------ results
+
+    def finish(self, future: futures.Future[Any]) -> None:
+        """A chunk ended: file its calls' results (raising the first failure, unless errors are returned)."""
+        chunk = self.in_flight.pop(future)
+        found: list[Optional[TaskSnapshot]] = future.result()
+        snapshot = found[0] if found else None
+        if snapshot is None:
+            raise TimeoutError(f"{self.task_name}.map did not finish within {self.timeout} s; the rest of it "
+                               "was cancelled")
+        uuid = uuid_module.UUID(bytes=chunk.uuid)
+        if snapshot.status == Status.SUCCESS and snapshot.returning is not None:
+            seconds = snapshot.extra.get("chunk_seconds")
+            if isinstance(seconds, (int, float)):
+                per_call = seconds / chunk.count
+                self.per_call = per_call if self.per_call is None else 0.7 * self.per_call + 0.3 * per_call
+            items = unpack_chunk_results(snapshot.returning)
+        else:  # the whole chunk ended badly (its worker lost too often, cancelled, unknown task ...)
+            items = [(snapshot.status, None, snapshot.traceback)] * chunk.count
+        for offset, (status, returning, traceback) in enumerate(items):
+            index = chunk.start + offset
+            if status == Status.SUCCESS:
+                self.results[index] = None if returning is None else unpack_value(returning)
+                continue
+            error = MapItemError(self.task_name, index, uuid, status, traceback)
+            if not self.return_exceptions:
+                raise error
+            self.results[index] = error
+        self.done += chunk.count
+        if self._progress is not None:
+            self._progress(self.done)
+
+    def ready(self, ordered: bool) -> Iterator[Any]:
+        """The results the caller may have now: in input order, or as they came."""
+        results = self.results
+        if ordered:
+            while self.next_out in results:
+                yield results.pop(self.next_out)
+                self.next_out += 1
+        else:
+            while results:
+                yield results.pop(next(iter(results)))
+
+    def close(self) -> None:
+        """Stop: cancel the chunks still queued or running (the caller left, or one call failed)."""
+        if self.in_flight:
+            uuids = [chunk.uuid for chunk in self.in_flight.values()]
+            self.in_flight.clear()
+            self.app.broker.cancel(uuids, f"{self.task_name}.map stopped")
+        self.exhausted = True
+        if self._progress is not None:
+            self._progress.close()
+
+    def timed_out(self) -> TimeoutError:
+        return TimeoutError(f"{self.task_name}.map did not finish within {self.timeout} s; the rest of it was "
+                            "cancelled")
+
+
+def iterate(run: MapRun, ordered: bool = True) -> Iterator[Any]:
+    """Drive ``run`` blocking: its results, in input order or as they come."""
+    try:
+        run.fill()
+        while run.in_flight:
+            done, _ = futures.wait(run.in_flight, timeout=run._remaining(), return_when=futures.FIRST_COMPLETED)
+            if not done:
+                raise run.timed_out()
+            for future in done:
+                run.finish(future)
+            yield from run.ready(ordered)
+            run.fill()
+        yield from run.ready(ordered)
+    finally:
+        run.close()
+
+
+async def iterate_async(run: MapRun, ordered: bool = True) -> AsyncIterator[Any]:
+    """Drive ``run`` on the running event loop: its results, in input order or as they come."""
+    waiting: dict[asyncio.Future[Any], futures.Future[Any]] = {}
+    try:
+        for future in run.fill():
+            waiting[asyncio.wrap_future(future)] = future
+        while waiting:
+            done, _ = await asyncio.wait(waiting, timeout=run._remaining(), return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                raise run.timed_out()
+            for wrapped in done:
+                run.finish(waiting.pop(wrapped))
+            for result in run.ready(ordered):
+                yield result
+            for future in run.fill():
+                waiting[asyncio.wrap_future(future)] = future
+        for result in run.ready(ordered):
+            yield result
+    finally:
+        run.close()
+
+
+def calls_of(iterable: Iterable[Any], star: bool) -> Iterator[Call]:
+    """Each item as one positional argument, or (``star``) as the arguments."""
+    if star:
+        return ((tuple(item), {}) for item in iterable)
+    return (((item,), {}) for item in iterable)
+
+
+def length_of(iterable: Iterable[Any]) -> Optional[int]:
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except TypeError:
+        return None
