@@ -23,3 +23,13 @@ def burn(n: int) -> int:
 @app.task(name="burn")
 def burn_task(n: int) -> int:
     return burn(n)
+
+
+@app.task(name="noop_sync")
+def noop_sync(i: int) -> int:
+    return i
+
+
+def identity(i: int) -> int:
+    """What ``noop`` does, for multiprocessing.Pool."""
+    return i

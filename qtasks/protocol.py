@@ -130,35 +130,69 @@ def unpack_arguments(payload: bytes) -> tuple[list[Any], dict[str, Any]]:
 
 
 CHUNK = "chunk"
-"""Metadata key of a chunk envelope: several calls of one task that run as one delivery (``task.map``).
-Its payload is an array of the calls' packed arguments; its result an array of one
-``[status, packed result | nil, traceback | nil]`` per call, in order."""
+"""Metadata key of a chunk envelope: several calls of one task that run as one delivery (``task.map``),
+its value the number of calls. Its payload is one msgpack array of ``[args, kwargs]`` pairs;
+its result one array of ``[status, result | nil, traceback | nil]`` per call, in order. Each is
+packed and unpacked in one msgpack call, not one per item: tiny calls are where a map spends
+its time on encoding."""
+
+Call = tuple[Sequence[Any], dict[str, Any]]
+ChunkResult = tuple[str, Any, Union[str, None]]
+_NIL = b"\xc0"
+_TRIPLE = b"\x93"
+_PACKED_STATUS: dict[str, bytes] = {}
 
 
-def pack_chunk(calls: Sequence[bytes]) -> bytes:
-    """A chunk's payload from the calls' payloads (each packed by :func:`pack_arguments`)."""
-    return pack_value(list(calls))
+def pack_chunk(task_name: str, calls: Sequence[Call], first_index: int,
+               max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
+    """A chunk's payload; an argument that cannot travel is named with its item's index."""
+    try:
+        payload: bytes = msgpack.packb([[args, kwargs] for args, kwargs in calls], use_bin_type=True,
+                                       datetime=True)
+    except Exception:
+        for offset, (args, kwargs) in enumerate(calls):  # find the culprit, named as pack_arguments names it
+            pack_arguments(f"{task_name} (item #{first_index + offset})", args, kwargs, max_size)
+        raise
+    if len(payload) > max_size:
+        raise MessageTooLargeError(f"a chunk of {len(calls)} call(s) of task {task_name!r} (from item "
+                                   f"#{first_index})", len(payload), max_size)
+    return payload
 
 
-def unpack_chunk(payload: bytes) -> list[bytes]:
+def unpack_chunk(payload: bytes) -> list[tuple[list[Any], dict[str, Any]]]:
+    """The ``(args, kwargs)`` of a chunk's calls."""
     try:
         calls = unpack_value(payload)
     except Exception as exc:
         raise DecodeError("a chunk's payload is not a msgpack array of calls", payload[:64], exc) from exc
-    if not isinstance(calls, list) or not all(isinstance(c, bytes) for c in calls):
-        raise DecodeError("a chunk's payload is not a msgpack array of calls", payload[:64])
-    return calls
+    if not isinstance(calls, list) or not all(
+            isinstance(c, list) and len(c) == 2 and isinstance(c[0], list) and isinstance(c[1], dict) for c in calls):
+        raise DecodeError("a chunk's payload is not a msgpack array of [args, kwargs] pairs", payload[:64])
+    return [(args, kwargs) for args, kwargs in calls]
 
 
 def pack_chunk_results(results: Sequence[tuple[str, bytes | None, str | None]]) -> bytes:
-    return pack_value([list(result) for result in results])
+    """The calls' outcomes (each result already packed by :func:`pack_result`), spliced into one array."""
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [packer.pack_array_header(len(results))]
+    for status, packed, traceback in results:
+        status_bytes = _PACKED_STATUS.get(status)
+        if status_bytes is None:
+            status_bytes = _PACKED_STATUS[status] = pack_value(status)
+        parts += (_TRIPLE, status_bytes, _NIL if packed is None else packed,
+                  _NIL if traceback is None else pack_value(traceback))
+    return b"".join(parts)
 
 
-def unpack_chunk_results(raw: bytes) -> list[tuple[str, bytes | None, str | None]]:
-    results = unpack_value(raw)
-    _check(isinstance(results, list), "a chunk's result must be an array")
-    return [(_str(status, "status"), _optional(value, bytes, "result"), _optional(tb, str, "traceback"))
-            for status, value, tb in (_array(r, 3, "a chunk item's result") for r in results)]
+def unpack_chunk_results(raw: bytes, count: int) -> list[ChunkResult]:
+    """``count`` calls' ``(status, result value, traceback)``, checked."""
+    results: list[ChunkResult] = unpack_value(raw)
+    _check(isinstance(results, list) and len(results) == count, f"a chunk's result must be an array of {count}")
+    for item in results:
+        _check(isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+               and (item[2] is None or isinstance(item[2], str)), "a chunk item's result must be "
+               "[status, result, traceback]")
+    return results
 
 
 def pack_result(task_name: str, value: Any) -> bytes:

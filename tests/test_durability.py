@@ -331,9 +331,10 @@ def test_r20_ended_records_expire_and_waits_of_clients_that_went_away_are_droppe
             f"print('waiting', flush=True); app.get({str(held.uuid)!r}).wait_result(timeout=120)")],
             stdout=subprocess.PIPE)
         read_line_matching(waiter, "waiting", 30)
-        wait_for(lambda: app.broker_stats()["waiters"] == 1, 20, "the other client to wait")
+        own = 1  # `held` was submitted without waiting: its result is pushed to this client
+        wait_for(lambda: app.broker_stats()["waiters"] == own + 1, 20, "the other client to wait")
         stop_process(waiter, signal.SIGKILL)
-        wait_for(lambda: app.broker_stats()["waiters"] == 0, 20, "the broker to forget the client's wait")
+        wait_for(lambda: app.broker_stats()["waiters"] == own, 20, "the broker to forget the client's wait")
         gate.touch()
         assert held.wait_result(timeout=20).returning == "released"
         app.close()
@@ -358,9 +359,12 @@ def test_a_submit_that_finds_no_room_leaves_the_client_usable(tmp_path):
     with daemon.running():
         app = client(daemon.url)
         app.add_tasks([("echo", [1], {}), ("echo", [2], {})])
+        refused = app.add_task("echo", 3)  # pipelined: the refusal reaches the next call, and the wait
         with pytest.raises(QueueFullError, match=r"queue 'tests' holds 2 unfinished task\(s\); 1 more would pass"):
-            app.add_task("echo", 3)
+            app.ping()
         assert app.ping() and app.broker_stats()["totals"]["refused"] == 1
+        with pytest.raises(QueueFullError):
+            refused.wait_result(timeout=5)
         app.close()
 
 

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-import uuid as uuid_module
 from contextlib import contextmanager
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Optional, Sequence, Union
 from uuid import UUID
@@ -29,6 +28,7 @@ from qtasks.configs.global_config import global_config_for
 from qtasks.current import set_current_app
 from qtasks.events import BaseEvents
 from qtasks.exc import InvalidTaskIdError, QTasksError
+from qtasks.ids import new_uuid_bytes
 from qtasks.inert import warn_inert
 from qtasks.logs import Logger, configured_level, follow_server_level
 from qtasks.plugins.base import BasePlugin, run_to_end
@@ -193,7 +193,8 @@ class BaseQueueTasks(TaskRegistrar):
         elif isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"priority must be an int (lower runs first), got {priority!r}")
         limit = self.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
-        return TaskEnvelope((uuid or uuid_module.uuid4()).bytes, task_name, self.name, priority, time.time(),
+        raw = uuid.bytes if uuid is not None else new_uuid_bytes()
+        return TaskEnvelope(raw, task_name, self.name, priority, time.time(),
                             pack_arguments(task_name, args, kwargs, limit), {"fields": fields} if fields else {})
 
     def _add_task_call(self, task_name: str, args: Sequence[Any], kwargs: dict[str, Any],
@@ -211,7 +212,8 @@ class BaseQueueTasks(TaskRegistrar):
             call.envelope()  # a bad call fails here, before a connection is opened
         if timeout is None:
             return PendingCall(broker, lambda b: b.submit([call.envelope()]), call.new_task,
-                               broker.connect_timeout, before=before, after=after)
+                               broker.connect_timeout, before=before, after=after,
+                               pipelined=lambda b: b.submit_pipelined([call.envelope()]))
         return PendingCall(broker, lambda b: b.submit([call.envelope()], wait=timeout),
                            lambda found: self._finished(found, [call.envelope()], timeout)[0],
                            timeout + broker.connect_timeout, waits_for_tasks=True,

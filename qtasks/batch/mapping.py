@@ -23,20 +23,20 @@ import time
 import uuid as uuid_module
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable, Iterator, Optional, Sequence
+from typing import Any, AsyncIterator, Iterable, Iterator, Optional
 
 from qtasks.enums import TaskStatusEnum as Status
 from qtasks.exc import MapItemError
+from qtasks.ids import new_uuid_bytes
 from qtasks.progress import Progress, progress_reporter
 from qtasks.protocol import (
     CHUNK,
     DEFAULT_MAX_MESSAGE_SIZE,
+    Call,
     TaskEnvelope,
     TaskSnapshot,
-    pack_arguments,
     pack_chunk,
     unpack_chunk_results,
-    unpack_value,
 )
 
 TARGET_CHUNK_SECONDS = 0.02
@@ -44,7 +44,6 @@ MAX_CHUNK = 1000
 NO_TIMEOUT = 7 * 86_400.0
 """How long a chunk is waited for when the map has no timeout."""
 
-Call = tuple[Sequence[Any], dict[str, Any]]
 
 
 @dataclass
@@ -102,34 +101,27 @@ class MapRun:
         """Submit chunks until the window is full or the input ends; the new chunks' futures."""
         submitted = []
         while not self.exhausted and len(self.in_flight) + self._held() < self.window:
-            payloads = self._take(self.chunk_size())
-            if not payloads:
+            calls = self._take(self.chunk_size())
+            if not calls:
                 self.exhausted = True
                 break
-            chunk = Chunk(self.next_index, len(payloads), uuid_module.uuid4().bytes)
-            self.next_index += len(payloads)
+            chunk = Chunk(self.next_index, len(calls), new_uuid_bytes())
+            payload = pack_chunk(self.task_name, calls, self.next_index, self._limit)
+            self.next_index += len(calls)
             envelope = TaskEnvelope(chunk.uuid, self.task_name, self.app.name, self._priority(), time.time(),
-                                    pack_chunk(payloads), {CHUNK: len(payloads)})
+                                    payload, {CHUNK: len(calls)})
             future = self.app.broker.submit([envelope], wait=self._remaining() or NO_TIMEOUT)
             self.in_flight[future] = chunk
             submitted.append(future)
         return submitted
 
-    def _take(self, size: int) -> list[bytes]:
-        payloads: list[bytes] = []
-        used = 0
-        for index in range(size):
-            try:
-                args, kwargs = next(self.calls)
-            except StopIteration:
+    def _take(self, size: int) -> list[Call]:
+        calls: list[Call] = []
+        for call in self.calls:
+            calls.append(call)
+            if len(calls) >= size:
                 break
-            payload = pack_arguments(f"{self.task_name} (item #{self.next_index + index})", args, kwargs,
-                                     self._limit)
-            payloads.append(payload)
-            used += len(payload)
-            if used > self._limit // 2:
-                break
-        return payloads
+        return calls
 
     def _priority(self) -> int:
         if self.priority is None:
@@ -160,13 +152,14 @@ class MapRun:
             if isinstance(seconds, (int, float)):
                 per_call = seconds / chunk.count
                 self.per_call = per_call if self.per_call is None else 0.7 * self.per_call + 0.3 * per_call
-            items = unpack_chunk_results(snapshot.returning)
+            items = unpack_chunk_results(snapshot.returning, chunk.count)
         else:  # the whole chunk ended badly (its worker lost too often, cancelled, unknown task ...)
             items = [(snapshot.status, None, snapshot.traceback)] * chunk.count
+        results, success = self.results, Status.SUCCESS.value
         for offset, (status, returning, traceback) in enumerate(items):
             index = chunk.start + offset
-            if status == Status.SUCCESS:
-                self.results[index] = None if returning is None else unpack_value(returning)
+            if status == success:
+                results[index] = returning
                 continue
             error = MapItemError(self.task_name, index, uuid, status, traceback)
             if not self.return_exceptions:

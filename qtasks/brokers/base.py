@@ -29,6 +29,11 @@ class BaseBroker(Component, ABC):
     def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
         """Accepted count; with ``wait``, the final snapshots (None where unfinished in time)."""
 
+    def submit_pipelined(self, envelopes: list[TaskEnvelope]) -> Future[Any] | None:
+        """Send ``envelopes`` without waiting for the broker to take them (None: this broker cannot;
+        the caller submits and waits). A refusal then surfaces on the next request or on a wait."""
+        return None
+
     @abstractmethod
     def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]:
         """Final snapshots of ``uuids`` (None where unfinished after ``timeout`` or unknown)."""

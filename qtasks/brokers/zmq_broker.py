@@ -16,6 +16,11 @@ from qtasks.security import ClientKeys, client_keys, uses_curve
 from qtasks.urls import resolve_broker_url
 
 
+PIPELINED_BYTES = 64 * 1024
+"""Arguments up to this size are submitted without waiting; larger ones wait for the broker to take
+them (the round trip is little next to the transfer, and a refusal is raised by the call itself)."""
+
+
 class ZmqBroker(BaseBroker):
     """Talks to ``url`` (default: ``$QTASKS_BROKER_URL``, else ``tcp://127.0.0.1:5555``).
 
@@ -114,7 +119,14 @@ class ZmqBroker(BaseBroker):
 
     def _requests(self) -> Channel:
         """Where a request goes: the blocked thread's own connection, else the shared one."""
+        shared = self._connection
         blocked: BlockingChannel | None = getattr(self._own, "blocked", None)
+        if shared is not None and shared.pid == os.getpid():
+            if blocked is not None and shared.unsettled:
+                # submits still on their way through the other connection are taken first: a request
+                # right after add_task (a cancel, a get) must find the task
+                shared.settle(self.connect_timeout)
+            shared.raise_deferred()
         return blocked if blocked is not None else self.connection
 
     @property
@@ -132,7 +144,17 @@ class ZmqBroker(BaseBroker):
     def submit(self, envelopes: list[TaskEnvelope], wait: float | None = None) -> Future[Any]:
         return self._requests().submit(envelopes, wait)
 
+    def submit_pipelined(self, envelopes: list[TaskEnvelope]) -> Future[Any] | None:
+        """Through the shared connection's I/O thread, which sends the submits queued meanwhile as one
+        message, once a broker answered here (so a first submit to an absent broker fails at once)."""
+        if self.max_message_size is None or sum(len(e.payload) for e in envelopes) > PIPELINED_BYTES:
+            return None
+        return self.connection.submit_pipelined(envelopes)
+
     def wait(self, uuids: list[bytes], timeout: float) -> Future[list[TaskSnapshot | None]]:
+        shared = self._connection
+        if shared is not None and shared.pid == os.getpid() and not shared.closed and shared.knows(uuids):
+            return shared.wait(uuids, timeout)  # their results are pushed there
         return self._requests().wait(uuids, timeout)
 
     def get(self, uuids: list[bytes]) -> Future[list[TaskSnapshot | None]]:

@@ -50,12 +50,14 @@ class Hook:
 
 
 class PendingCall(Generic[T]):
-    __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks", "convert_lost", "before", "after")
+    __slots__ = ("broker", "start", "convert", "limit", "waits_for_tasks", "convert_lost", "before", "after",
+                 "pipelined")
 
     def __init__(self, broker: BaseBroker, start: Callable[[BaseBroker], Future[Any]],
                  convert: Callable[[Any], T], limit: float, *, waits_for_tasks: bool = False,
                  convert_lost: Callable[[list[Any]], list[Any]] | None = None,
-                 before: Sequence[Hook] = (), after: Sequence[Hook] = ()) -> None:
+                 before: Sequence[Hook] = (), after: Sequence[Hook] = (),
+                 pipelined: Callable[[BaseBroker], Future[Any] | None] | None = None) -> None:
         self.broker = broker
         self.start = start
         self.convert = convert
@@ -66,6 +68,8 @@ class PendingCall(Generic[T]):
         """Turns the records a TaskLostError carries into what the API returns (Task objects)."""
         self.before = before
         self.after = after
+        self.pipelined = pipelined
+        """Tried first: sends the request without waiting for its answer (None: it could not)."""
 
     def _lost(self, error: TaskLostError) -> TaskLostError:
         if self.convert_lost is not None and error.results:
@@ -80,7 +84,11 @@ class PendingCall(Generic[T]):
         for hook in self.before:
             hook.sync(None)
         with self.broker.blocking() as drive:
-            future = self.start(self.broker)
+            future = self._pipelined()
+            if future is None:
+                future = self.start(self.broker)
+            if getattr(future, "elsewhere", False):
+                drive = None  # the shared connection's I/O thread resolves it
         try:
             with self._lending():
                 if drive is not None:
@@ -98,6 +106,9 @@ class PendingCall(Generic[T]):
     async def wait_async(self) -> T:
         for hook in self.before:
             await hook.async_(None)
+        future = self._pipelined()
+        if future is not None:
+            return await self._sent(future)
         future = self.start(self.broker)
         try:
             with self._lending():
@@ -107,6 +118,26 @@ class PendingCall(Generic[T]):
         except TaskLostError as error:
             raise self._lost(error) from None
         converted = self.convert(value)
+        for hook in self.after:
+            converted = await hook.async_(converted)
+        return converted
+
+
+    def _pipelined(self) -> Future[Any] | None:
+        """The request sent without waiting, as a future already resolved (None: it was not)."""
+        if self.pipelined is None:
+            return None
+        sent = self.pipelined(self.broker)
+        if sent is None:
+            return None
+        if sent.done() and sent.exception() is not None:  # refused before it left (too large ...)
+            return sent
+        done: Future[Any] = Future()
+        done.set_result(None)
+        return done
+
+    async def _sent(self, future: Future[Any]) -> T:
+        converted = self.convert(future.result())
         for hook in self.after:
             converted = await hook.async_(converted)
         return converted

@@ -20,11 +20,14 @@ them:
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import math
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
@@ -40,6 +43,8 @@ from qtasks.transport import send_frames
 log = logging.getLogger("qtasks.client")
 
 HIGH_WATER_MARK = 100_000
+SUBMIT_BATCH = 1000
+"""Pipelined submits the I/O thread sends as one SUBMIT at most."""
 Request = Callable[[ClientSession, Future[Any]], Any]
 
 
@@ -159,6 +164,15 @@ class Channel:
     def _run(self, request: Request) -> Future[Any]:
         raise NotImplementedError
 
+    def raise_deferred(self) -> None:
+        """An earlier pipelined submit failed: the caller's next request raises it (and is not sent)."""
+        deferred = self.session.deferred
+        if deferred:
+            error = deferred.popleft()
+            while deferred and deferred[0] is error:
+                deferred.popleft()
+            raise error
+
 
 class ThreadChannel(Channel):
     """An I/O thread owns the socket; any thread or event loop may call in."""
@@ -170,12 +184,17 @@ class ThreadChannel(Channel):
         self.curve = curve
         self.pid = os.getpid()
         self._calls: deque[Callable[[], None]] = deque()
+        self._submits: deque[tuple[list[TaskEnvelope], Future[Any]]] = deque()
+        self._submits_scheduled = False
+        self._idle = True
+        """The I/O thread is about to wait, or waits, on its sockets (a write to the wake pipe needed)."""
         self._closing = False
         self._closed = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._thread = threading.Thread(target=self._serve, name="qtasks-client-io", daemon=True)
         self._thread.start()
+        _OPEN_CHANNELS.add(self)
 
     @property
     def closed(self) -> bool:
@@ -189,15 +208,72 @@ class ThreadChannel(Channel):
         self._wake()
         self._closed.wait(timeout)
 
+    def submit_pipelined(self, envelopes: list[TaskEnvelope]) -> Future[Any]:
+        """Queue ``envelopes`` for the I/O thread, which sends every submit queued meanwhile as one
+        SUBMIT (a loop of ``add_task`` costs the broker one message per batch, not per task)."""
+        if self._closing:
+            raise RuntimeError("this broker connection is closed")
+        self.raise_deferred()
+        future: Future[Any] = Future()
+        self._submits.append((envelopes, future))
+        if not self._submits_scheduled:
+            self._submits_scheduled = True
+            self._calls.append(self._send_submits)
+            self._wake()
+        return future
+
+    def _send_submits(self) -> None:
+        self._submits_scheduled = False
+        submits = self._submits
+        while submits:
+            batch: list[TaskEnvelope] = []
+            futures: list[Future[Any]] = []
+            while submits and len(batch) < SUBMIT_BATCH:
+                envelopes, future = submits.popleft()
+                batch += envelopes
+                futures.append(future)
+            sent = self.session.submit_pipelined(batch)
+            sent.add_done_callback(functools.partial(_pass_on, waiting=futures))
+
+    def knows(self, uuids: list[bytes]) -> bool:
+        """Whether the results of ``uuids`` are pushed to this connection (read from any thread)."""
+        return self.session.expects(uuids)
+
+    def wait(self, uuids: list[bytes], timeout: float) -> Future[Snapshots]:
+        found = self.session.finished_now(uuids)  # from the caller's thread: no hand-off when all are in
+        if found is not None:
+            future: Future[Snapshots] = Future()
+            future.set_result(found)
+            return future
+        return super().wait(uuids, timeout)
+
+    @property
+    def unsettled(self) -> bool:
+        """Pipelined submits are queued or not acknowledged yet."""
+        return bool(self._submits) or self.session.unacked > 0
+
+    def settle(self, timeout: float) -> bool:
+        """Wait (at most ``timeout``) until every pipelined submit is acknowledged; False if some are not."""
+        if self._closing or (self.session.unacked <= 0 and not self._submits):
+            return True
+        try:
+            self._run(lambda s, f: s.when_settled(f)).result(timeout)
+        except Exception:
+            return False
+        return True
+
     def _run(self, request: Request) -> Future[Any]:
         if self._closing:
             raise RuntimeError("this broker connection is closed")
         future: Future[Any] = Future()
+        future.elsewhere = True  # type: ignore[attr-defined]  # resolved by the I/O thread: not driven
         self._calls.append(lambda: request(self.session, future))
         self._wake()
         return future
 
     def _wake(self) -> None:
+        if not self._idle and not self._closing:
+            return  # the I/O thread is between polls: it runs the queued closures before it waits again
         try:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:  # the pipe is full of wake-ups already
@@ -210,8 +286,10 @@ class ThreadChannel(Channel):
             loop = SocketLoop(self.session, context, self.curve)
             loop.poller.register(self._wake_r, zmq.POLLIN)
             while not self._closing:
-                if self._wake_r in loop.turn(None):
+                self._idle = True  # from here on, a caller's closure needs a wake-up (see _wake)
+                if self._wake_r in loop.turn(0.0 if self._calls else None):
                     os.read(self._wake_r, 65536)
+                self._idle = False
                 self._run_calls(loop)
         except Exception:
             log.exception("the client I/O thread for %s failed", self.session.url)
@@ -293,6 +371,32 @@ class BlockingChannel(Channel):
         loop = self._loop
         if loop is not None and os.getpid() == self.pid:  # its thread is gone (thread-locals die with it)
             loop.close()
+
+
+SETTLE_AT_EXIT = 5.0
+"""Seconds the interpreter's exit waits for the broker to acknowledge tasks submitted just before."""
+_OPEN_CHANNELS: "weakref.WeakSet[ThreadChannel]" = weakref.WeakSet()
+
+
+@atexit.register
+def _settle_at_exit() -> None:
+    """A program that exits right after ``add_task`` still delivers it: wait for the acknowledgements."""
+    for channel in list(_OPEN_CHANNELS):
+        if channel.pid != os.getpid():
+            continue
+        if not channel.settle(min(SETTLE_AT_EXIT, channel.session.connect_timeout)):
+            log.error("%d submit(s) to the broker at %s were not acknowledged before this process exited; "
+                      "those tasks may not have been queued", channel.session.unacked, channel.session.url)
+
+
+def _pass_on(done: Future[Any], waiting: list[Future[Any]]) -> None:
+    """One SUBMIT of several callers' pipelined submits ended: so did theirs."""
+    error = done.exception()
+    for future in waiting:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
 
 
 def _guarded(call: Callable[[], None]) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuid_module
+from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Optional
 
@@ -74,6 +75,13 @@ UNPROBED_SIZE = 64 * 1024
 """Messages up to this size go out before the broker's limit is known; a larger one waits for a PING."""
 PROBE_AFTER = 0.3
 """Seconds a first request may go unanswered before the listener at the URL is checked."""
+
+PUSH_SECONDS = 3600.0
+"""How long the broker keeps pushing the result of a task this session submitted without waiting."""
+MAX_PUSHED = 100_000
+"""Submitted tasks whose pushed results are awaited at most (past it, a submit asks for no push)."""
+MAX_FINISHED = 20_000
+"""Pushed results kept for a later wait at most (the oldest go first; a wait then asks the broker)."""
 
 StreamItem = tuple[Any, ...]
 """("step", index, msgpack value) for each step, then ("end", final snapshot or None, error or None)."""
@@ -166,6 +174,18 @@ class ClientSession:
         """Something answered on this socket (a broker, then: no need to probe the listener)."""
         self._probe_timer: Optional[Timer] = None
         self._pinging = False
+        self._pushed: dict[bytes, float] = {}
+        """Tasks submitted without waiting whose results the broker pushes here: uuid → when submitted."""
+        self._finished: dict[bytes, TaskSnapshot] = {}
+        """Pushed results, for a later wait (read from callers' threads too; bounded by ``MAX_FINISHED``)."""
+        self._finished_order: deque[bytes] = deque()
+        self._refused: dict[bytes, BaseException] = {}
+        """Pipelined submits the broker refused (or never acknowledged): uuid → the error, for a wait."""
+        self.deferred: deque[BaseException] = deque()
+        """Errors of pipelined submits, raised by the caller's next request (read from any thread)."""
+        self.unacked = 0
+        """Pipelined submits the broker has not acknowledged yet."""
+        self._settled: list[Future[Any]] = []
 
     # ------------------------------------------------------------------ requests
 
@@ -186,12 +206,98 @@ class ClientSession:
                       lambda error: self._drop_wait(batch, error))
         return batch.future
 
+    def submit_pipelined(self, envelopes: list[TaskEnvelope], future: Optional[Future[Any]] = None) -> Future[Any]:
+        """Send ``envelopes`` without waiting for the broker's acknowledgement; it resolves ``future``
+        (the accepted count) later. The broker pushes the tasks' results here, so a later :meth:`wait`
+        costs no round trip. A refusal after this returns is kept in :attr:`deferred` (for the next
+        request) and fails a wait for these tasks; one known at once (a message over the limit) fails
+        ``future`` before this returns."""
+        result: Future[Any] = future if future is not None else Future()
+        uuids = [e.uuid for e in envelopes]
+        push = len(self._pushed) + len(uuids) <= MAX_PUSHED
+        sent = False
+
+        def on_reply(reply: Reply) -> None:
+            self._note_hello(*reply.as_submit_ack())
+            self._settle_one()
+            _resolve(result, lambda r: r.as_submit_ack()[0], reply)
+
+        def on_fail(error: BaseException) -> None:
+            for uuid in uuids:
+                self._pushed.pop(uuid, None)
+            if sent:
+                self._settle_one()
+                for uuid in uuids:
+                    self._refused[uuid] = error
+                if len(self._refused) > MAX_PUSHED:
+                    self._refused.pop(next(iter(self._refused)))
+                self.deferred.append(_earlier_submit(error, envelopes))
+            _fail(result, error)
+
+        if push:
+            now = self.timers.clock()
+            for uuid in uuids:
+                self._pushed[uuid] = now
+        self.unacked += 1
+        self._request(lambda req_id: Submit(req_id, PUSH_SECONDS if push else None, envelopes), on_reply, on_fail)
+        if result.done():  # refused before it was sent: the caller raises it now
+            self.unacked -= 1
+        sent = True
+        return result
+
+    def expects(self, uuids: list[bytes]) -> bool:
+        """Whether every one of ``uuids`` has its result pushed here, or had, or was refused (safe from
+        any thread)."""
+        pushed, finished, refused = self._pushed, self._finished, self._refused
+        return all(u in finished or u in pushed or u in refused for u in uuids)
+
+    def finished_now(self, uuids: list[bytes]) -> Optional[Snapshots]:
+        """The pushed results of ``uuids`` if all are in (None otherwise); safe from any thread."""
+        finished = self._finished
+        found = [finished.get(u) for u in uuids]
+        return None if any(s is None for s in found) else found
+
+    def when_settled(self, future: Future[Any]) -> Future[Any]:
+        """Resolves ``future`` once every pipelined submit is acknowledged or failed."""
+        if self.unacked <= 0:
+            future.set_result(None)
+        else:
+            self._settled.append(future)
+        return future
+
+    def _settle_one(self) -> None:
+        self.unacked -= 1
+        if self.unacked <= 0:
+            self.unacked = 0
+            settled, self._settled = self._settled, []
+            for future in settled:
+                if not future.done():
+                    future.set_result(None)
+
     def wait(self, uuids: list[bytes], timeout: float,
              future: Optional[Future[Snapshots]] = None) -> Future[Snapshots]:
-        """Resolves to the final snapshots of ``uuids`` (None for those unfinished after ``timeout``)."""
+        """Resolves to the final snapshots of ``uuids`` (None for those unfinished after ``timeout``).
+        Results pushed here already, or on their way, are not asked for again."""
         batch = BatchWait(uuids, self.timers.clock() + timeout, future)
+        refused = next((self._refused[u] for u in uuids if u in self._refused), None)
+        if refused is not None:
+            batch.fail(refused)
+            return batch.future
+        finished = self._finished
+        for uuid in uuids:
+            snapshot = finished.get(uuid)
+            if snapshot is not None:
+                batch.found[uuid] = snapshot
+                batch.missing.discard(uuid)
+        if not batch.missing:
+            batch.resolve()
+            return batch.future
         self._register_wait(batch)
-        self._send_wait(batch, after_restart=False)
+        trusted = self.timers.clock() - PUSH_SECONDS + self.connect_timeout
+        if all(self._pushed.get(uuid, trusted) > trusted for uuid in batch.missing):
+            batch.acked = True  # their results are pushed here anyway: nothing to ask
+        else:
+            self._send_wait(batch, after_restart=False)
         return batch.future
 
     def watch(self, uuid: bytes, timeout: float, on_item: Callable[[StreamItem], None]) -> None:
@@ -383,6 +489,7 @@ class ClientSession:
         self.needs_new_socket = True
         self._boot_id = None
         self.max_message_size = None
+        self._pushed.clear()
 
     def _on_error(self, error: Error) -> None:
         request = self._pending.pop(error.req_id, None) if error.req_id is not None else None
@@ -397,6 +504,8 @@ class ClientSession:
         for request in pending.values():
             request.timer.cancel()
             request.on_fail(error)
+        self.unacked = 1
+        self._settle_one()
         waits, self._waits = self._waits, {}
         for batches in waits.values():
             for batch in batches:
@@ -408,6 +517,8 @@ class ClientSession:
         return hello.boot_id
 
     def _note_hello(self, result: Any, hello: BrokerHello) -> Any:
+        if self._boot_id is not None and hello.boot_id != self._boot_id:
+            self._pushed.clear()  # a restarted broker pushes nothing it was asked to before
         self._boot_id = hello.boot_id
         self.max_message_size = hello.max_message_size
         return result
@@ -470,6 +581,12 @@ class ClientSession:
 
     def _on_notify(self, notify: Notify) -> None:
         for uuid, snapshot in notify.items:
+            if uuid in self._pushed:
+                self._finished[uuid] = snapshot  # before it leaves _pushed: a reader sees it in one or the other
+                del self._pushed[uuid]
+                self._finished_order.append(uuid)
+                if len(self._finished_order) > MAX_FINISHED:
+                    self._finished.pop(self._finished_order.popleft(), None)
             for batch in self._waits.pop(uuid, ()):
                 batch.found[uuid] = snapshot
                 batch.missing.discard(uuid)
@@ -508,6 +625,18 @@ def _describe(message: Message) -> str:
         names = sorted({e.task_name for e in message.envelopes})
         return f"a SUBMIT of {len(message.envelopes)} task(s) ({', '.join(names[:5])})"
     return f"a {message.COMMAND.decode()} request"
+
+
+def _earlier_submit(error: BaseException, envelopes: list[TaskEnvelope]) -> BaseException:
+    """``error`` of a pipelined submit, told apart from the call it is raised by."""
+    shown = ", ".join(f"{e.task_name} {uuid_module.UUID(bytes=e.uuid)}" for e in envelopes[:3])
+    note = (f"(this error is of an earlier add_task: {shown}{' ...' if len(envelopes) > 3 else ''}, "
+            "which the broker did not take; the call that raised it was not sent)")
+    adding = getattr(error, "add_note", None)
+    if adding is not None and not any(n.startswith("(this error is of an earlier add_task")
+                                       for n in getattr(error, "__notes__", ())):
+        adding(note)
+    return error
 
 
 def _resolve(future: Future[Any], convert: Callable[[Reply], Any], reply: Reply) -> None:

@@ -115,6 +115,23 @@ class AsyncPydanticWrapperPlugin(BasePlugin):
         self.handlers = {"task_executor_args_replace": self.build,
                          "task_executor_after_execute_result_replace": self.dump}
 
+    def leaves_alone(self, func: Any) -> bool:
+        """No model parameter, and pydantic not loaded (no result can be a model) or a return
+        annotation that is no model (``qtasks.worker.direct``)."""
+        base = _base_model()
+        if base is None:
+            return True
+        if model_parameter(func) is not None:
+            return False
+        try:
+            returned = inspect.signature(func).return_annotation
+        except (TypeError, ValueError):
+            return False
+        if returned is inspect.Signature.empty:
+            return False
+        returned = evaluate_annotation(returned, func)
+        return returned is not Any and _model_in(returned, base) is None
+
     def build(self, task_executor: Any, args: list[Any], kw: dict[str, Any], **_: Any) -> Optional[dict[str, Any]]:
         func = task_executor.task_func.func
         if model_parameter(func) is None:

@@ -25,6 +25,10 @@ class AsyncRetryPlugin(BasePlugin):
         super().__init__(name)
         self.handlers = {"worker_task_error_retry": self.plan}
 
+    def leaves_alone(self, func: Any) -> bool:
+        """It acts on failures only, and a failure takes the full path (``qtasks.worker.direct``)."""
+        return True
+
     def plan(self, task_func: Any, task_broker: Any, exc: Optional[BaseException] = None,
              **_: Any) -> Optional[dict[str, Any]]:
         if exc is None:

@@ -61,6 +61,7 @@ from qtasks.schemas.task_status import (
 )
 from qtasks.tasks.spec import TaskExecSchema, TaskPrioritySchema
 from qtasks.worker.component import ServedApp
+from qtasks.worker.direct import callable_directly
 from qtasks.worker.lending import SlotLender
 
 log = logging.getLogger("qtasks.worker")
@@ -69,6 +70,9 @@ TASK_EVENTS = ("task_running", "task_success", "task_error", "task_cancel", "tas
 
 INLINE_BELOW = 0.002
 """Seconds under which the calls of a chunk to a plain ``def`` task run on the loop (no thread hop)."""
+TURN_EVERY = 0.005
+"""Seconds of a chunk's calls after which the loop gets a turn (heartbeats, the other slots)."""
+_NO_EXTRA: dict[str, Any] = {}
 _CALL_SECONDS: dict[str, float] = {}
 """A moving average of how long one call of each task takes, from the chunks this process ran."""
 
@@ -115,6 +119,8 @@ class TaskRunner:
         events = served.events
         self._events = {e for e in TASK_EVENTS if events is not None and events.has_handlers(e)}
         """Task events with handlers (registered when the app module was imported)."""
+        self._direct: dict[str, bool] = {}
+        """Per task name: whether a chunk's calls may skip the executor (``qtasks.worker.direct``)."""
         self._inline = False
         """Run the next plain ``def`` call on the loop (short calls of a chunk, see ``run_chunk``)."""
 
@@ -122,8 +128,12 @@ class TaskRunner:
         """Run ``delivery``; ``handle.cancel(reason)`` stops it from outside (the broker's CANCEL)."""
         envelope = delivery.envelope
         name = envelope.task_name
-        uuid = UUID(bytes=envelope.uuid)
         schema = self.served.lookup(name)
+        if schema is not None and self._callable_directly(schema) and (schema.awaiting or _short(name)):
+            direct = await self._run_directly(schema, delivery, handle)
+            if direct is not None:
+                return direct
+        uuid = UUID(bytes=envelope.uuid)
         task_broker: Optional[TaskPrioritySchema] = None
         executor: Any = None
         extra: dict[str, Any] = {}
@@ -145,11 +155,14 @@ class TaskRunner:
                 await self._fire("task_running", schema, task_broker)
             log.debug("task %s %s started (attempt %d)", name, uuid, delivery.attempt)
             lending = current_lender.set(self.lender)
+            started = time.perf_counter()
             try:
                 with handle.scope:
                     result = await executor.execute()
             finally:
                 current_lender.reset(lending)
+            if not schema.awaiting and not schema.generating:
+                _note_call(name, time.perf_counter() - started)
             if handle.scope.cancelled_caught:
                 outcome = self._cancelled(delivery, handle.reason or f"{name}.cancel")
             else:
@@ -179,46 +192,117 @@ class TaskRunner:
     async def run_chunk(self, delivery: Delivery, handle: RunningTask) -> TaskOutcome:
         """Run the calls of a chunk (``task.map``) one after another, each as a task of its own:
         plugins, Depends, State, middlewares and retries apply to every call, a retry runs again
-        here. Calls a plain ``def`` task makes in well under ``INLINE_BELOW`` seconds run on the
-        loop, sparing each a thread hop; the loop gets a turn between calls."""
+        here. A task nothing of that touches is called directly (``qtasks.worker.direct``); calls a
+        plain ``def`` task makes in well under ``INLINE_BELOW`` seconds run on the loop, sparing each
+        a thread hop. The loop gets a turn every ``TURN_EVERY`` seconds of calls."""
         envelope = delivery.envelope
-        started = time.monotonic()
         try:
             calls = unpack_chunk(envelope.payload)
         except DecodeError as exc:
             return TaskOutcome(envelope.uuid, delivery.attempt, Status.ERROR, None, f"{type(exc).__name__}: {exc}",
                                time.time(), {})
-        metadata = {k: v for k, v in envelope.metadata.items() if k != CHUNK}
         name = envelope.task_name
+        schema = self.served.lookup(name)
+        direct = schema is not None and self._callable_directly(schema)
         results: list[tuple[str, Optional[bytes], Optional[str]]] = []
-        for payload in calls:
-            if handle.reason is not None:
-                results.append((Status.CANCEL.value, None, None))
-                continue
-            call = TaskEnvelope(envelope.uuid, name, envelope.queue, envelope.priority, envelope.created_at, payload,
-                                metadata)
-            item = handle.current = RunningTask()
-            took = time.monotonic()
-            self._inline = _CALL_SECONDS.get(name, INLINE_BELOW) < INLINE_BELOW
-            try:
-                outcome = await self._run_retrying(Delivery(call, delivery.attempt), item)
-            finally:
-                self._inline = False
-                handle.current = None
-            took = time.monotonic() - took
-            known = _CALL_SECONDS.get(name)
-            _CALL_SECONDS[name] = took if known is None else 0.8 * known + 0.2 * took
-            results.append((outcome.status, outcome.returning, outcome.traceback))
-            await anyio.sleep(0)  # heartbeats and the other slots get a turn between calls
+        busy = since_turn = 0.0
+        with handle.scope:  # a cancel stops the call running now; the ones after it never start
+            for call in calls:
+                if handle.reason is not None:
+                    break
+                started = time.perf_counter()
+                short = _short(name)
+                outcome: Optional[TaskOutcome] = None
+                if direct and schema is not None and (schema.awaiting or short):
+                    outcome = await self._call_directly(schema, delivery, *call)
+                if outcome is None or outcome.status == Status.RETRY:
+                    self._inline = short
+                    try:
+                        outcome = await self._run_retrying(self._item(delivery, *call), handle, outcome)
+                    finally:
+                        self._inline = False
+                took = time.perf_counter() - started
+                _note_call(name, took)
+                results.append((outcome.status, outcome.returning, outcome.traceback))
+                busy += took
+                since_turn += took
+                if since_turn >= TURN_EVERY:
+                    since_turn = 0.0
+                    await anyio.sleep(0)  # heartbeats and the other slots get a turn
+        results.extend([(Status.CANCEL.value, None, None)] * (len(calls) - len(results)))
         status = Status.CANCEL if handle.reason is not None else Status.SUCCESS
         return TaskOutcome(envelope.uuid, delivery.attempt, status, pack_chunk_results(results), None, time.time(),
                            {"cancel_reason": handle.reason} if handle.reason is not None
-                           else {"chunk_seconds": time.monotonic() - started})
+                           else {"chunk_seconds": busy})
 
-    async def _run_retrying(self, delivery: Delivery, handle: RunningTask) -> TaskOutcome:
-        """One call of a chunk, run again here while it asks to be retried."""
+    async def _run_directly(self, schema: TaskExecSchema, delivery: Delivery,
+                            handle: RunningTask) -> Optional[TaskOutcome]:
+        """A task nothing touches, called in the loop turn that received it (None: its arguments do not
+        decode; the full path reports that)."""
+        try:
+            args, kwargs = unpack_arguments(delivery.envelope.payload)
+        except DecodeError:
+            return None
+        started = time.perf_counter()
+        with handle.scope:
+            outcome = await self._call_directly(schema, delivery, args, kwargs)
+        if handle.scope.cancelled_caught:
+            return self._cancelled(delivery, handle.reason or f"{schema.name}.cancel")
+        if not schema.awaiting:
+            _note_call(schema.name, time.perf_counter() - started)
+        return outcome
+
+    def _callable_directly(self, schema: TaskExecSchema) -> bool:
+        known = self._direct.get(schema.name)
+        if known is None:
+            known = self._direct[schema.name] = callable_directly(self.served, schema, self._events)
+        return known
+
+    async def _call_directly(self, schema: TaskExecSchema, chunk: Delivery, args: list[Any],
+                             kwargs: dict[str, Any]) -> TaskOutcome:
+        """One call without an executor (inside the caller's cancel scope), of a chunk or a task of its
+        own (``chunk`` is then its delivery); a failure is planned (retry or error) as in :meth:`run`."""
+        try:
+            value = schema.func(*args, **kwargs)
+            if schema.awaiting:
+                value = await value
+            return TaskOutcome(chunk.envelope.uuid, chunk.attempt, Status.SUCCESS, self._pack(schema, value), None,
+                               time.time(), _NO_EXTRA)
+        except TaskCancelError as exc:
+            return self._cancelled(self._item(chunk, args, kwargs), str(exc) or f"{schema.name}.cancel")
+        except Exception as exc:
+            call = self._item(chunk, args, kwargs)
+            envelope = call.envelope
+            task_broker = TaskPrioritySchema(envelope.priority, UUID(bytes=envelope.uuid), schema.name, args, kwargs,
+                                             envelope.created_at, time.time(), call.attempt,
+                                             envelope.metadata.get("retry"))
+            return await self._failed(call, schema, task_broker, exc)
+        except (SystemExit, KeyboardInterrupt) as exc:  # raised by the task's code: it ends, not the process
+            try:
+                raise TaskExitError(schema.name, exc) from exc
+            except TaskExitError as exit_error:
+                return await self._failed(self._item(chunk, args, kwargs), None, None, exit_error)
+
+    @staticmethod
+    def _item(chunk: Delivery, args: list[Any], kwargs: dict[str, Any]) -> Delivery:
+        """One call of a chunk as a delivery of its own (the chunk's uuid, without the chunk mark)."""
+        envelope = chunk.envelope
+        payload = pack_value([args, kwargs])
+        metadata = {k: v for k, v in envelope.metadata.items() if k != CHUNK}
+        return Delivery(TaskEnvelope(envelope.uuid, envelope.task_name, envelope.queue, envelope.priority,
+                                     envelope.created_at, payload, metadata), chunk.attempt)
+
+    async def _run_retrying(self, delivery: Delivery, handle: RunningTask,
+                            outcome: Optional[TaskOutcome] = None) -> TaskOutcome:
+        """One call of a chunk (``outcome``: of its first run, if it ran), run again here while it asks
+        to be retried."""
         while True:
-            outcome = await self.run(delivery, handle)
+            if outcome is None:
+                item = handle.current = RunningTask()
+                try:
+                    outcome = await self.run(delivery, item)
+                finally:
+                    handle.current = None
             remaining = outcome.extra.get("retry")
             if outcome.status != Status.RETRY or not isinstance(remaining, int) or handle.reason is not None:
                 return outcome
@@ -227,7 +311,7 @@ class TaskRunner:
             delivery = Delivery(TaskEnvelope(envelope.uuid, envelope.task_name, envelope.queue, envelope.priority,
                                              envelope.created_at, envelope.payload,
                                              {**envelope.metadata, "retry": remaining - 1}), delivery.attempt)
-            handle = RunningTask()
+            outcome = None
 
     async def _before(self, schema: TaskExecSchema, task_broker: TaskPrioritySchema
                       ) -> tuple[TaskExecSchema, TaskPrioritySchema, dict[str, Any]]:
@@ -361,3 +445,15 @@ def _json_or_text(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _short(name: str) -> bool:
+    """Whether calls of plain ``def`` task ``name`` are known to take well under ``INLINE_BELOW``
+    seconds (they then run on the loop: a thread hop would cost more than the call)."""
+    return _CALL_SECONDS.get(name, INLINE_BELOW) < INLINE_BELOW
+
+
+def _note_call(name: str, took: float) -> None:
+    known = _CALL_SECONDS.get(name)
+    # clipped: a call preempted on a busy machine must not make a tiny task look long for long
+    _CALL_SECONDS[name] = took if known is None else 0.9 * known + 0.1 * min(took, 2 * INLINE_BELOW)

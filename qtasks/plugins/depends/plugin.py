@@ -46,6 +46,10 @@ class AsyncDependsPlugin(BasePlugin):
         """Values of the worker/broker/storage/global_config scopes in this process."""
         self.handlers = {"task_executor_args_replace": self.fill}
 
+    def leaves_alone(self, func: Any) -> bool:
+        """A call of ``func`` gets nothing from this plugin (``qtasks.worker.direct``)."""
+        return not depends_parameters(func)
+
     async def fill(self, task_executor: Any, args: list[Any], kw: dict[str, Any],
                    **_: Any) -> Optional[dict[str, Any]]:
         wanted = depends_parameters(task_executor.task_func.func)

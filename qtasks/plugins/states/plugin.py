@@ -40,6 +40,10 @@ class AsyncStatePlugin(BasePlugin):
         super().__init__(name)
         self.handlers = {"task_executor_args_replace": self.fill}
 
+    def leaves_alone(self, func: Any) -> bool:
+        """A call of ``func`` gets nothing from this plugin (``qtasks.worker.direct``)."""
+        return not state_parameters(func)
+
     def fill(self, task_executor: Any, args: list[Any], kw: dict[str, Any], **_: Any) -> Optional[dict[str, Any]]:
         wanted = state_parameters(task_executor.task_func.func)
         if not wanted:
