@@ -9,8 +9,7 @@ import sys
 import traceback
 from typing import Any, TextIO
 
-from qtasks.exc import AppLoadError
-
+from qtasks.exc import AppLoadError, QTasksError
 
 _MACHINERY = (__file__, importlib.__file__)
 """Files whose frames an import error's traceback leaves out: they are ours, not the user's."""
@@ -30,6 +29,8 @@ def load_attribute(spec: str, option: str, example: str, *, call_functions: bool
         if not _names_module(exc, module_name):  # the module exists; something it imports does not
             raise _failed_import(exc, module_name, option, spec) from exc
         raise AppLoadError(f"cannot import module {module_name!r} for {option} {spec}: {exc}") from None
+    except QTasksError:  # a setting it cannot take, ...: a message that says what to fix
+        raise
     except Exception as exc:  # SyntaxError, NameError, ... raised by the module's code
         raise _failed_import(exc, module_name, option, spec) from exc
     try:

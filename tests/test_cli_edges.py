@@ -178,6 +178,18 @@ def test_an_error_deeper_down_and_a_syntax_error_are_shown_where_they_are(tmp_pa
     assert f'File "{tmp_path / "typo.py"}", line 1' in typo.stderr
 
 
+def test_a_setting_the_app_cannot_take_stays_one_line_that_says_what_to_fix(tmp_path):
+    write_module(tmp_path, "badsetting", """\
+        from qtasks import QueueTasks
+        from qtasks.configs import QueueConfig
+
+        app = QueueTasks(name="bad", config=QueueConfig(max_tasks_process=0))
+        """)
+    result = run(*QTASKS, "-A", "badsetting:app", "run", env=with_path(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == "qtasks: QueueConfig.max_tasks_process must be a number greater than 0, got 0\n"
+
+
 def test_a_module_that_is_not_there_is_still_one_line():
     result = run(*QTASKS, "-A", "tests.apps.not_there:app", "run")
     assert result.returncode == 2
