@@ -13,14 +13,15 @@ import zmq
 from broker_daemon.auth import CurveAuth, curve_auth, exposure_refusal
 from broker_daemon.core import DEFAULT_RESULT_TTL
 from broker_daemon.limits import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_TASKS, QueueLimits
-from broker_daemon.server import Broker
+from broker_daemon.server import RESTORE_BAR_MIN, Broker
 from broker_daemon.storage import Storage
 from broker_daemon.storage.sqlite import SQLiteStorage
 from qtasks.exc import AppLoadError, ConfigError, DataDirError
-from qtasks.loading import load_attribute
+from qtasks.loading import load_attribute, report_load_error
 from qtasks.logs import configure_process_logging, configured_level, level_argument
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from qtasks.urls import DEFAULT_BROKER_URL, check_url, is_loopback
+from qtasks.version import __version__
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The QTasks broker daemon: holds the queues and task records and routes tasks "
                     "to worker processes (`qtasks -A module:app run`).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--bind", default=DEFAULT_BROKER_URL, metavar="URL",
                         help=f"endpoint to serve (default {DEFAULT_BROKER_URL}; port 0 picks a free port)")
     parser.add_argument("--log-level", type=level_argument, default=None, metavar="LEVEL",
@@ -61,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --data-dir: sync every commit to disk, so even a power cut loses nothing "
                              "acknowledged (default: a crash of this process loses nothing; a power cut may "
                              "lose the last commits)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --data-dir: draw a progress bar on stderr while the unfinished tasks are "
+                             f"taken up at start (default: when stderr is a terminal and there are "
+                             f"{RESTORE_BAR_MIN:,} or more); the log says how many, and how long it took, either way")
     parser.add_argument("--result-ttl", type=_not_negative, default=DEFAULT_RESULT_TTL, metavar="SECONDS",
                         help=f"keep ended task records this long (default {DEFAULT_RESULT_TTL:g}, a day; 0 keeps "
                              "them); dead letters stay until retried or purged")
@@ -142,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage = load_storage(args.storage) if args.storage else None
         if args.data_dir:
             storage = SQLiteStorage(args.data_dir, fsync=args.fsync)
-    except (ValueError, AppLoadError, DataDirError) as exc:
+    except AppLoadError as exc:
+        report_load_error("qtasks-broker", exc)
+        return 2
+    except (ValueError, DataDirError) as exc:
         print(f"qtasks-broker: {exc}", file=sys.stderr)
         return 2
     if args.insecure and curve is None and not is_loopback(args.bind):
@@ -153,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     max_attempts=args.max_attempts,
                     heartbeat_interval=args.heartbeat_interval,
                     heartbeat_liveness=args.heartbeat_liveness,
-                    max_message_size=args.max_message_size, curve=curve)
+                    max_message_size=args.max_message_size, curve=curve, progress=args.progress)
     try:
         endpoint = broker.bind()
     except zmq.ZMQError as exc:

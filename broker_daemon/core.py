@@ -76,6 +76,8 @@ EXPIRE_EVERY = 10.0
 ORPHAN_GRACE_BEATS = 6
 """After a restart, heartbeat intervals a task that was running waits for its worker to come back
 and claim it (or send its result) before it is counted lost and runs again."""
+RESTORE_REPORT_EVERY = 1000
+"""Records taken up between two progress reports at start (a report costs more than a record)."""
 
 _HEARTBEAT = Heartbeat()
 
@@ -144,14 +146,17 @@ class BrokerCore:
 
     # ------------------------------------------------------------------ the loop's interface
 
-    def restore(self) -> int:
+    def restore(self, progress: Optional[Callable[[int], Any]] = None) -> int:
         """Take up what a data directory kept: queued and delayed tasks go back in line, tasks that
         were running wait for their worker to come back (see ``ORPHAN_GRACE_BEATS``), State returns.
-        Returns how many unfinished tasks there were."""
+        Returns how many unfinished tasks there were; ``progress`` is told the count so far now
+        and then, and at the end."""
         now = time.time()
         restored = 0
         for record in self.storage.live():
             restored += 1
+            if progress is not None and restored % RESTORE_REPORT_EVERY == 0:
+                progress(restored)
             self.limits.added(record)
             if record.status == Status.PROCESS:
                 self._orphans[record.uuid] = record
@@ -162,6 +167,8 @@ class BrokerCore:
             else:
                 record.extra.pop("eta", None)
                 self.dispatcher.enqueue(record)
+        if progress is not None:
+            progress(restored)
         self.state.load(self.storage.load_state())
         if self._orphans:
             self._orphans_until = time.monotonic() + self.heartbeat_interval * ORPHAN_GRACE_BEATS

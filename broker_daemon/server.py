@@ -17,6 +17,7 @@ import errno
 import logging
 import math
 import os
+import sys
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from broker_daemon.limits import QueueLimits
 from broker_daemon.storage import Storage
 from qtasks.deadlines import TimerHeap
 from qtasks.exc import DecodeError, ProtocolVersionError
+from qtasks.progress import ProgressReporter, progress_reporter
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE, Message, decode, encode
 from qtasks.transport import send_frames
 from qtasks.urls import DEFAULT_BROKER_URL, bindable
@@ -46,6 +48,22 @@ def hard_limit(max_message_size: int) -> int:
     the broker reads a message only to refuse it, so it can say whom it refused."""
     return max_message_size + max(max_message_size, 1 << 20)
 HIGH_WATER_MARK = 100_000
+RESTORE_BAR_MIN = 50_000
+"""Unfinished tasks in a data directory from which start-up draws a progress bar on a terminal
+(about 0.7 s of restoring at 75,000 tasks a second)."""
+
+
+def _restore_bar(storage: Storage, progress: bool | None) -> ProgressReporter | None:
+    """The bar ``progress`` asks for while ``storage``'s unfinished tasks are taken up. Deciding costs
+    nothing for a small data directory: its record count is known without a query."""
+    if progress is False:
+        return None
+    if progress is None and (len(storage) < RESTORE_BAR_MIN or not sys.stderr.isatty()):
+        return None
+    total = storage.live_count()
+    if progress is None and (total is None or total < RESTORE_BAR_MIN):
+        return None
+    return progress_reporter(True, total, unit="task", description="restoring unfinished tasks")
 
 
 class Broker:
@@ -64,9 +82,13 @@ class Broker:
         limits: QueueLimits | None = None,
         context: zmq.Context[Any] | None = None,
         curve: CurveAuth | None = None,
+        progress: bool | None = False,
     ) -> None:
-        """``curve``: serve CURVE only, letting in the keys it holds, each with its role."""
+        """``curve``: serve CURVE only, letting in the keys it holds, each with its role.
+        ``progress``: a bar on stderr while a data directory's unfinished tasks are taken up at start:
+        always (True), never (False), or None: when stderr is a terminal and there are many."""
         self.url = bind
+        self.progress = progress
         self.core = BrokerCore(storage, max_attempts=max_attempts,
                                heartbeat_interval=heartbeat_interval,
                                heartbeat_liveness=heartbeat_liveness,
@@ -128,9 +150,15 @@ class Broker:
         storage = self.core.storage
         storage.start()
         if storage.durable:
-            restored = self.core.restore()
-            log.info("storing tasks, results and State in %s; %d unfinished task(s) taken up again",
-                     getattr(storage, "directory", storage.name), restored)
+            started = time.monotonic()
+            bar = _restore_bar(storage, self.progress)
+            try:
+                restored = self.core.restore(bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            log.info("storing tasks, results and State in %s; %d unfinished task(s) taken up again in %.2f s",
+                     getattr(storage, "directory", storage.name), restored, time.monotonic() - started)
         else:
             log.info("keeping tasks, results and State in memory (no --data-dir): a restart loses them")
         try:

@@ -17,13 +17,17 @@ from typing import Any, Callable, Optional
 from qtasks.brokers import ZmqBroker
 from qtasks.client.calls import PendingCall
 from qtasks.exc import BrokerUnavailableError, InvalidTaskIdError, QTasksError
+from qtasks.progress import progress_reporter
 from qtasks.protocol import Dead, TaskSnapshot, unpack_arguments
 
 DEAD_LIST_LIMIT = 1000
+RETRY_BATCH = min(1000, Dead.BATCH)
+"""Dead letters ``retry --all`` asks the broker to retry per request: the steps of its progress bar."""
 
 
 def add_commands(commands: Any) -> None:
-    dead = commands.add_parser("dead", help="dead letters: tasks that ended error for good (list, retry, purge)")
+    dead = commands.add_parser("dead", help="list, retry or purge dead letters (failed for good)",
+                               description="Dead letters: tasks that ended error for good.")
     dead_commands = dead.add_subparsers(dest="dead_command", metavar="list|retry|purge", required=True)
     listing = dead_commands.add_parser("list", help="list dead letters, oldest first")
     listing.add_argument("--task", metavar="NAME", help="only those of this task name")
@@ -34,6 +38,8 @@ def add_commands(commands: Any) -> None:
     retry.add_argument("uuids", nargs="*", metavar="UUID", help="the dead letters to run again")
     retry.add_argument("--all", action="store_true", help="every dead letter (of --task, of the -A app)")
     retry.add_argument("--task", metavar="NAME", help="with --all: only those of this task name")
+    retry.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="with --all: a progress bar on stderr (default: when stderr is a terminal)")
     purge = dead_commands.add_parser("purge", help="delete dead letters")
     purge.add_argument("--task", metavar="NAME", help="only those of this task name")
 
@@ -73,13 +79,7 @@ def _dead(args: argparse.Namespace, broker: ZmqBroker, app: Optional[str]) -> in
             print("qtasks: give the UUIDs of the dead letters to run again, or --all", file=sys.stderr)
             return 2
         if args.all:
-            count, _ = _ask(broker, "list", app, args.task, [], 0)
-            total = 0
-            for _ in range(-(-count // Dead.BATCH)):  # those there now: a retry that fails again waits
-                total += sum(s is not None for s in _ask(broker, "retry", app, args.task, [], None))
-                print(f"retried {total} of {count} dead letter(s)", file=sys.stderr, flush=True)
-            print(f"retried {total} dead letter(s)")
-            return 0
+            return _retry_all(args, broker, app)
         raw = [_uuid(text) for text in args.uuids]
         children = _ask(broker, "retry", app, None, raw, None)
         missing = 0
@@ -92,6 +92,31 @@ def _dead(args: argparse.Namespace, broker: ZmqBroker, app: Optional[str]) -> in
         return 1 if missing else 0
     deleted = _ask(broker, "purge", app, args.task, [], None)
     print(f"purged {deleted} dead letter(s)")
+    return 0
+
+
+def _retry_all(args: argparse.Namespace, broker: ZmqBroker, app: Optional[str]) -> int:
+    """Retry the dead letters there are now, oldest first, in batches (a retry that fails again
+    while this runs waits for the next ``retry --all``); a bar on a terminal, a summary at the end."""
+    count, _ = _ask(broker, "list", app, args.task, [], 0)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    bar = progress_reporter(show and count > 0, count, unit="task", description="retrying dead letters")
+    asked = retried = 0
+    try:
+        while asked < count:
+            limit = min(RETRY_BATCH, count - asked)
+            asked += limit
+            done = sum(s is not None for s in _ask(broker, "retry", app, args.task, [], limit))
+            retried += done
+            if bar is not None:
+                bar(retried)
+            if done == 0:  # purged or retried by someone else meanwhile
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    gone = f" ({count - retried} were gone already)" if retried < count else ""
+    print(f"retried {retried} dead letter(s){gone}")
     return 0
 
 

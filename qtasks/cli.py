@@ -1,6 +1,7 @@
 """``qtasks`` / ``python -m qtasks``: serve an app's tasks with worker processes.
 
-Options go before the sub-command, as upstream: ``qtasks -A module:app run --processes 8``.
+``qtasks -A module:app run --processes 8``; the options of ``qtasks`` itself (``-A``, ``--broker``,
+``--timeout``) may also follow the sub-command: ``qtasks run -A module:app``.
 ``qtasks -A module:app stats inspect tasks json=true`` describes the app and its tasks;
 ``qtasks keys generate DIR`` makes CURVE key pairs (no app needed); ``web`` only says that
 there is no web view yet.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,9 +21,10 @@ from typing import Any, Optional, Sequence
 from qtasks.admin import add_commands as add_admin_commands
 from qtasks.admin import run_dead
 from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
-from qtasks.loading import load_attribute
+from qtasks.loading import load_attribute, report_load_error
 from qtasks.logs import level_argument
 from qtasks.urls import resolve_broker_url
+from qtasks.version import __version__
 
 
 def load_app(spec: str) -> Any:
@@ -36,9 +39,9 @@ def load_app(spec: str) -> Any:
 
 INSPECT_TARGETS = ("app", "tasks", "task")
 
-NO_WEB_VIEW = ("there is no web view yet: upstream's `web` starts the separate qtasks_webview package, "
-               "which this version does not run. To see an app's tasks: qtasks -A module:app stats inspect "
-               "tasks; for the broker's queues and workers: app.broker_stats()")
+NO_WEB_VIEW = ("there is no web view yet, so nothing listens at port {port}: upstream's `web` starts the "
+               "separate qtasks_webview package, which this version does not run. To see an app's tasks: "
+               "qtasks -A module:app stats inspect tasks; for the broker's queues and workers: app.broker_stats()")
 
 
 def _inspect_argument(item: str) -> tuple[Optional[str], Any]:
@@ -66,7 +69,7 @@ def _stats(app: Any, args: argparse.Namespace) -> int:
         try:
             stats = load_attribute(args.stats_app, "--stats-app", "app:stats")
         except AppLoadError as exc:
-            print(f"qtasks: {exc}", file=sys.stderr)
+            report_load_error("qtasks", exc)
             return 2
         if not callable(getattr(stats, "inspect", None)):
             print(f"qtasks: --stats-app {args.stats_app} is a {type(stats).__name__}, "
@@ -110,6 +113,16 @@ def _non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, not every CPU of the machine)."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
+    if count is not None:
+        return int(count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -159,20 +172,35 @@ def _use_curve_flags(app: Any, args: argparse.Namespace) -> None:
             setattr(app.config, setting, value)
 
 
+SHARED_OPTIONS = ("app", "broker_url", "timeout")
+"""The ``qtasks`` options a sub-command also takes after its name (``qtasks run -A app:app``)."""
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 1 to 65535, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="QTasks", description="Run QTasks worker processes.")
+    parser = argparse.ArgumentParser(prog="qtasks", description="QTasks: serve an app's tasks with worker "
+                                                                "processes, and operate a running broker.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-A", "-app", dest="app", metavar="MODULE:APP",
-                        help="the app to serve, e.g. -A app:app")
-    parser.add_argument("--port", type=int, default=8000, help="port for the web sub-command (unused)")
+                        help="the app, e.g. -A app:app (before or after the sub-command)")
     parser.add_argument("--broker", dest="broker_url", metavar="URL", default=None,
-                        help="the broker the dead command talks to (default: the -A app's, else "
-                             "$QTASKS_BROKER_URL, else tcp://127.0.0.1:5555)")
+                        help="the broker to talk to (default: the -A app's, else $QTASKS_BROKER_URL, "
+                             "else tcp://127.0.0.1:5555)")
     parser.add_argument("--timeout", type=_non_negative_float, default=5.0, metavar="SECONDS",
                         help="how long to wait for the broker to answer (default 5)")
-    commands = parser.add_subparsers(dest="command")
+    parser.add_argument("--port", type=_port, default=8000,
+                        help="with web: the web view's port (upstream's spelling; default 8000)")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     run = commands.add_parser("run", help="serve the app's tasks with worker processes")
-    run.add_argument("--processes", type=_positive_int, default=4, metavar="N",
-                     help="worker processes to start (default 4)")
+    run.add_argument("--processes", type=_positive_int, default=usable_cpus(), metavar="N",
+                     help="worker processes to start (default: the CPUs this process may use, "
+                          f"{usable_cpus()} here)")
     run.add_argument("--broker", metavar="URL", default=None,
                      help="broker to connect to (default: $QTASKS_BROKER_URL, else the app's "
                           "broker URL; a broker is hosted here when none listens there)")
@@ -193,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--curve-public-key", metavar="FILE", default=None,
                      help="the workers' public key, checked against the secret key (optional: the secret key "
                           "file holds it; default: $QTASKS_CURVE_PUBLIC_KEY)")
-    keys = commands.add_parser("keys", help="make CURVE key pairs for the broker, clients and workers")
+    keys = commands.add_parser("keys", help="make CURVE key pairs (broker, clients, workers)")
     keys_commands = keys.add_subparsers(dest="keys_command", metavar="generate", required=True)
     generate = keys_commands.add_parser(
         "generate", help="write key pairs into DIR (secret key files with mode 0600)",
@@ -206,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--role", choices=("broker", "client", "worker"), default=None,
                           help="what the --name key is for (default: the name, when it is broker, client or "
                                "worker)")
-    commands.add_parser("web", help="there is no web view yet: says so and exits with code 2")
+    web = commands.add_parser("web", help="upstream's web view, which is not here (exits 2)")
+    web.add_argument("--port", type=_port, default=argparse.SUPPRESS,
+                     help="the web view's port (as upstream: qtasks web -A app:app --port 8000)")
     add_admin_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
     stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
@@ -220,7 +250,40 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_command.add_argument("extra", nargs="*", metavar="ARG",
                                  help="arguments for the target: name=value is a keyword (true/false and "
                                       "numbers converted, e.g. json=true), anything else positional")
+    _share_options(parser)  # last: every sub-command is registered by now
     return parser
+
+
+def _share_options(parser: argparse.ArgumentParser) -> None:
+    """Let every sub-command (at any depth) also take the :data:`SHARED_OPTIONS` after its name,
+    except where it has an option of the same spelling itself (``run --broker``): given there,
+    they win over the same option given before the sub-command."""
+    shared = [action for action in parser._actions if action.dest in SHARED_OPTIONS]
+    for command in _command_parsers(parser):
+        taken = command._option_string_actions
+        group = None
+        for action in shared:
+            spellings = [s for s in action.option_strings if s not in taken]
+            if not spellings:
+                continue
+            if group is None:
+                group = command.add_argument_group(f"options of {parser.prog} (also before the sub-command)")
+            group.add_argument(*spellings, dest=action.dest, type=action.type or str, metavar=action.metavar,
+                               help=action.help, default=argparse.SUPPRESS)
+
+
+def _command_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of ``parser``'s sub-commands, their sub-commands and so on (each once)."""
+    found: dict[int, argparse.ArgumentParser] = {}
+    pending = [parser]
+    while pending:
+        for action in pending.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for command in action.choices.values():
+                    if id(command) not in found:
+                        found[id(command)] = command
+                        pending.append(command)
+    return list(found.values())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,17 +293,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "web":
-        print(f"qtasks: {NO_WEB_VIEW}", file=sys.stderr)
+        print(f"qtasks: {NO_WEB_VIEW.format(port=args.port)}", file=sys.stderr)
         return 2
     if args.command == "keys":
         return _keys(args)
     if args.command == "dead" and not args.app:
         return run_dead(args, resolve_broker_url(args.broker_url), None, args.timeout)
     if not args.app:
-        parser.error("give the app with -A module:app before the sub-command, e.g. qtasks -A app:app run")
+        parser.error(f"{args.command} needs the app: give it with -A module:app, e.g. qtasks -A app:app "
+                     f"{args.command}")
     try:
         app = load_app(args.app)
-    except (AppLoadError, ConfigError) as exc:
+    except AppLoadError as exc:
+        report_load_error("qtasks", exc)
+        return 2
+    except ConfigError as exc:
         print(f"qtasks: {exc}", file=sys.stderr)
         return 2
     if args.command == "run":

@@ -56,6 +56,10 @@ class Storage(Component, ABC):
         """At start: the records that have not ended, in the order they were added."""
         return ()
 
+    def live_count(self) -> Optional[int]:
+        """How many records ``live`` will give (None: unknown); asked only for a progress bar."""
+        return None
+
     def expire(self, ended_before: float) -> int:
         """Delete ended records (dead letters aside) last changed before ``ended_before``; how many."""
         return 0

@@ -226,6 +226,9 @@ class SQLiteStorage(Storage):
             self._live[record.envelope.uuid] = record
             yield record
 
+    def live_count(self) -> int:
+        return int(self._db.execute(f"SELECT count(*) FROM tasks WHERE status IN {_LIVE!r}").fetchone()[0])
+
     def _delete(self, where: str, args: tuple[Any, ...]) -> int:
         self.commit()
         deleted = self._db.execute(f"DELETE FROM tasks WHERE {where}", args).rowcount

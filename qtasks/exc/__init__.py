@@ -301,7 +301,14 @@ class TaskExitError(QTasksError):
 
 
 class AppLoadError(QTasksError):
-    """What a command line names as ``module:attribute`` (``-A``, ``--storage``) cannot be loaded."""
+    """What a command line names as ``module:attribute`` (``-A``, ``--storage``) cannot be loaded.
+
+    ``traceback``: when the module's own code failed while it was imported, the formatted
+    traceback of that error (its frames in the user's files), for the command line to show."""
+
+    def __init__(self, message: str, traceback: str | None = None) -> None:
+        super().__init__(message)
+        self.traceback = traceback
 
 
 class Retry(QTasksError):
