@@ -152,8 +152,7 @@ def main() -> None:
             for processes in (2, 8):
                 workers = start_workers(url, processes)
                 try:
-                    items = list(range(args.items))
-                    small = timed(lambda: _check(noop.map(items), items))
+                    small = timed(lambda: _check(noop.map(range(args.items)), list(range(args.items))))
                     cpu = timed(lambda: burn_task.map([one_ms] * 10_000))
                     rates[processes] = (args.items / small, 10_000 / cpu)
                 finally:

@@ -33,6 +33,8 @@ def explode() -> None:
 if __name__ == "__main__":
     with app.serving(processes=2):
         print(greet.add_task("world", timeout=10).returning)
+        squares = square.map(range(100_000))  # as multiprocessing.Pool.map: in input order
+        print("sum of 100,000 squares:", sum(squares))
         results = app.add_tasks([square(i) for i in range(10)], timeout=30)
         print("squares:", [task.returning for task in results])
         failed = explode.add_task(timeout=10)

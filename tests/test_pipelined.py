@@ -63,7 +63,7 @@ def test_a_refused_pipelined_submit_surfaces_on_the_next_call_and_on_wait():
             except QueueFullError:
                 pass
         found = [app.get(h.uuid) for h in handles]
-        refused = [h for h, f in zip(handles, found) if f is None]
+        refused = [h for h, f in zip(handles, found, strict=True) if f is None]
         assert refused and len(refused) >= len(handles) - 2
         with pytest.raises(QueueFullError):
             refused[-1].wait_result(timeout=5)

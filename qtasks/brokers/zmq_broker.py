@@ -15,7 +15,6 @@ from qtasks.security import CURVE_SETTINGS as _CURVE_SETTINGS
 from qtasks.security import ClientKeys, client_keys, uses_curve
 from qtasks.urls import resolve_broker_url
 
-
 PIPELINED_BYTES = 64 * 1024
 """Arguments up to this size are submitted without waiting; larger ones wait for the broker to take
 them (the round trip is little next to the transfer, and a refusal is raised by the call itself)."""
