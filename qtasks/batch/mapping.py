@@ -19,6 +19,7 @@ places instead. Leaving early (an exception, Ctrl+C, a closed iterator) cancels 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid as uuid_module
 from concurrent import futures
@@ -38,6 +39,8 @@ from qtasks.protocol import (
     pack_chunk,
     unpack_chunk_results,
 )
+
+log = logging.getLogger("qtasks.batch")
 
 TARGET_CHUNK_SECONDS = 0.02
 MAX_CHUNK = 1000
@@ -185,7 +188,13 @@ class MapRun:
         if self.in_flight:
             uuids = [chunk.uuid for chunk in self.in_flight.values()]
             self.in_flight.clear()
-            self.app.broker.cancel(uuids, f"{self.task_name}.map stopped")
+            broker = self.app.broker
+            cancelled = broker.cancel(uuids, f"{self.task_name}.map stopped")
+            try:  # taken before this returns: the program may be on its way out (Ctrl+C)
+                cancelled.result(broker.connect_timeout)
+            except Exception as exc:
+                log.warning("%s.map: %d queued chunk(s) may not have been cancelled: %s", self.task_name,
+                            len(uuids), exc)
         self.exhausted = True
         if self._progress is not None:
             self._progress.close()

@@ -37,6 +37,7 @@ from qtasks.exc import (
     UnknownTaskError,
     UnserializableResultError,
 )
+from qtasks.executors.threads import run_in_thread
 from qtasks.plugins.base import maybe_await
 from qtasks.plugins.triggers import fire, listened
 from qtasks.protocol import (
@@ -192,9 +193,9 @@ class TaskRunner:
     async def run_chunk(self, delivery: Delivery, handle: RunningTask) -> TaskOutcome:
         """Run the calls of a chunk (``task.map``) one after another, each as a task of its own:
         plugins, Depends, State, middlewares and retries apply to every call, a retry runs again
-        here. A task nothing of that touches is called directly (``qtasks.worker.direct``); calls a
-        plain ``def`` task makes in well under ``INLINE_BELOW`` seconds run on the loop, sparing each
-        a thread hop. The loop gets a turn every ``TURN_EVERY`` seconds of calls."""
+        here. A task nothing of that touches is called directly (``qtasks.worker.direct``): a plain
+        ``def`` task's calls in one thread hop for the chunk, an ``async def`` task's on the loop,
+        which gets a turn every ``TURN_EVERY`` seconds of calls."""
         envelope = delivery.envelope
         try:
             calls = unpack_chunk(envelope.payload)
@@ -207,20 +208,33 @@ class TaskRunner:
         results: list[tuple[str, Optional[bytes], Optional[str]]] = []
         busy = since_turn = 0.0
         with handle.scope:  # a cancel stops the call running now; the ones after it never start
-            for call in calls:
-                if handle.reason is not None:
-                    break
+            while len(results) < len(calls) and handle.reason is None:
                 started = time.perf_counter()
-                short = _short(name)
-                outcome: Optional[TaskOutcome] = None
-                if direct and schema is not None and (schema.awaiting or short):
-                    outcome = await self._call_directly(schema, delivery, *call)
-                if outcome is None or outcome.status == Status.RETRY:
-                    self._inline = short
-                    try:
-                        outcome = await self._run_retrying(self._item(delivery, *call), handle, outcome)
-                    finally:
-                        self._inline = False
+                if direct and schema is not None and not schema.awaiting:
+                    # plain calls in one thread hop, up to the first failure (planned here, on the loop)
+                    done, failure = await run_in_thread(self._call_many, schema, calls, len(results), handle)
+                    results += done
+                    busy += time.perf_counter() - started
+                    if failure is None:
+                        continue
+                    args, kwargs = calls[len(results)]
+                    failed = await self._direct_failure(schema, delivery, args, kwargs, failure)
+                    outcome: Optional[TaskOutcome] = failed
+                    if failed.status == Status.RETRY:
+                        outcome = await self._run_retrying(self._item(delivery, args, kwargs), handle, failed)
+                else:
+                    args, kwargs = calls[len(results)]
+                    short = _short(name)
+                    outcome = None
+                    if direct and schema is not None:
+                        outcome = await self._call_directly(schema, delivery, args, kwargs)
+                    if outcome is None or outcome.status == Status.RETRY:
+                        self._inline = short
+                        try:
+                            outcome = await self._run_retrying(self._item(delivery, args, kwargs), handle, outcome)
+                        finally:
+                            self._inline = False
+                assert outcome is not None
                 took = time.perf_counter() - started
                 _note_call(name, took)
                 results.append((outcome.status, outcome.returning, outcome.traceback))
@@ -268,20 +282,41 @@ class TaskRunner:
                 value = await value
             return TaskOutcome(chunk.envelope.uuid, chunk.attempt, Status.SUCCESS, self._pack(schema, value), None,
                                time.time(), _NO_EXTRA)
-        except TaskCancelError as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            return await self._direct_failure(schema, chunk, args, kwargs, exc)
+
+    def _call_many(self, schema: TaskExecSchema, calls: list[tuple[list[Any], dict[str, Any]]], start: int,
+                   handle: RunningTask) -> tuple[list[tuple[str, Optional[bytes], Optional[str]]],
+                                                 Optional[BaseException]]:
+        """In a thread: calls of a chunk from ``start`` on, until one fails (returned with its error) or
+        the chunk is cancelled."""
+        done: list[tuple[str, Optional[bytes], Optional[str]]] = []
+        success, func = Status.SUCCESS.value, schema.func
+        for args, kwargs in calls[start:]:
+            if handle.reason is not None:
+                break
+            try:
+                done.append((success, self._pack(schema, func(*args, **kwargs)), None))
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                return done, exc
+        return done, None
+
+    async def _direct_failure(self, schema: TaskExecSchema, chunk: Delivery, args: list[Any], kwargs: dict[str, Any],
+                              exc: BaseException) -> TaskOutcome:
+        """The outcome of a direct call that raised ``exc``: cancelled, or planned as :meth:`run` plans it."""
+        if isinstance(exc, TaskCancelError):
             return self._cancelled(self._item(chunk, args, kwargs), str(exc) or f"{schema.name}.cancel")
-        except Exception as exc:
+        if isinstance(exc, Exception):
             call = self._item(chunk, args, kwargs)
             envelope = call.envelope
             task_broker = TaskPrioritySchema(envelope.priority, UUID(bytes=envelope.uuid), schema.name, args, kwargs,
                                              envelope.created_at, time.time(), call.attempt,
                                              envelope.metadata.get("retry"))
             return await self._failed(call, schema, task_broker, exc)
-        except (SystemExit, KeyboardInterrupt) as exc:  # raised by the task's code: it ends, not the process
-            try:
-                raise TaskExitError(schema.name, exc) from exc
-            except TaskExitError as exit_error:
-                return await self._failed(self._item(chunk, args, kwargs), None, None, exit_error)
+        try:  # SystemExit or KeyboardInterrupt raised by the task's code: it ends, not the process
+            raise TaskExitError(schema.name, exc) from exc
+        except TaskExitError as exit_error:
+            return await self._failed(self._item(chunk, args, kwargs), None, None, exit_error)
 
     @staticmethod
     def _item(chunk: Delivery, args: list[Any], kwargs: dict[str, Any]) -> Delivery:
@@ -388,8 +423,8 @@ class TaskRunner:
                       task_broker: Optional[TaskPrioritySchema], exc: Exception) -> TaskOutcome:
         envelope = delivery.envelope
         name, uuid = envelope.task_name, UUID(bytes=envelope.uuid)
-        text = ("".join(traceback.format_exception_only(exc)) if isinstance(exc, UnknownTaskError)
-                else traceback.format_exc())
+        text = "".join(traceback.format_exception_only(exc) if isinstance(exc, UnknownTaskError)
+                       else traceback.format_exception(exc))
         extra: dict[str, Any] = {}
         if schema is not None and task_broker is not None and not isinstance(exc, TaskPluginTriggerError):
             plan = await fire(self._plugins, "worker_task_error_retry", broker=self.served.broker,
