@@ -70,9 +70,12 @@ class MapRun:
         self.calls = iter(calls)
         self.priority = priority
         self.chunksize = chunksize
-        self.window = window or max(2, slots + processes)
-        """Chunks in flight at most: every slot busy, and one more for each process ready to go."""
         self.spread = max(1, processes)
+        self.fixed_window = window is not None
+        self.default_window = max(2, slots + processes)
+        self.window = window or self.default_window
+        """Chunks in flight at most: every slot busy, and one more for each process ready to go (for
+        calls that keep a CPU busy, two per process: one running, one ready; see :meth:`finish`)."""
         self.total = total
         self.return_exceptions = return_exceptions
         self.deadline = None if timeout is None else time.monotonic() + timeout
@@ -155,6 +158,11 @@ class MapRun:
             if isinstance(seconds, (int, float)):
                 per_call = seconds / chunk.count
                 self.per_call = per_call if self.per_call is None else 0.7 * self.per_call + 0.3 * per_call
+                cpu = snapshot.extra.get("chunk_cpu_seconds")
+                if not self.fixed_window and isinstance(cpu, (int, float)) and seconds > 0.005:
+                    # plain calls of one process share its interpreter lock: more of them at once than
+                    # one per process only makes a busy process hold chunks an idle one could run
+                    self.window = 2 * self.spread if cpu >= 0.5 * seconds else self.default_window
             items = unpack_chunk_results(snapshot.returning, chunk.count)
         else:  # the whole chunk ended badly (its worker lost too often, cancelled, unknown task ...)
             items = [(snapshot.status, None, snapshot.traceback)] * chunk.count

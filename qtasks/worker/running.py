@@ -89,11 +89,13 @@ class RunningTask:
     """A delivery being run, as the worker sees it: stopping it from outside is cancelling its scope
     (for a chunk: the call running now, and the ones after it never start)."""
 
-    __slots__ = ("scope", "reason", "current")
+    __slots__ = ("scope", "reason", "current", "cpu_seconds")
 
     def __init__(self) -> None:
         self.scope = anyio.CancelScope()
         self.reason: Optional[str] = None
+        self.cpu_seconds = 0.0
+        """CPU time a chunk's plain calls took in their thread (tells CPU-bound calls from waiting ones)."""
         self.current: Optional[RunningTask] = None
         """The call of a chunk running now."""
 
@@ -247,7 +249,7 @@ class TaskRunner:
         status = Status.CANCEL if handle.reason is not None else Status.SUCCESS
         return TaskOutcome(envelope.uuid, delivery.attempt, status, pack_chunk_results(results), None, time.time(),
                            {"cancel_reason": handle.reason} if handle.reason is not None
-                           else {"chunk_seconds": busy})
+                           else {"chunk_seconds": busy, "chunk_cpu_seconds": handle.cpu_seconds})
 
     async def _run_directly(self, schema: TaskExecSchema, delivery: Delivery,
                             handle: RunningTask) -> Optional[TaskOutcome]:
@@ -292,14 +294,18 @@ class TaskRunner:
         the chunk is cancelled."""
         done: list[tuple[str, Optional[bytes], Optional[str]]] = []
         success, func = Status.SUCCESS.value, schema.func
-        for args, kwargs in calls[start:]:
-            if handle.reason is not None:
-                break
-            try:
-                done.append((success, self._pack(schema, func(*args, **kwargs)), None))
-            except (Exception, SystemExit, KeyboardInterrupt) as exc:
-                return done, exc
-        return done, None
+        cpu = time.thread_time()
+        try:
+            for args, kwargs in calls[start:]:
+                if handle.reason is not None:
+                    break
+                try:
+                    done.append((success, self._pack(schema, func(*args, **kwargs)), None))
+                except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                    return done, exc
+            return done, None
+        finally:
+            handle.cpu_seconds += time.thread_time() - cpu
 
     async def _direct_failure(self, schema: TaskExecSchema, chunk: Delivery, args: list[Any], kwargs: dict[str, Any],
                               exc: BaseException) -> TaskOutcome:
