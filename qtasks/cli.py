@@ -18,6 +18,8 @@ from typing import Any, Optional, Sequence
 
 from qtasks.admin import add_commands as add_admin_commands
 from qtasks.admin import run_dead
+from qtasks.batch.cli import add_commands as add_batch_commands
+from qtasks.batch.cli import run_map
 from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
 from qtasks.loading import load_attribute
 from qtasks.logs import level_argument
@@ -208,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "worker)")
     commands.add_parser("web", help="there is no web view yet: says so and exits with code 2")
     add_admin_commands(commands)
+    add_batch_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
     stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
                        help="a SyncStats/AsyncStats object to use (default: SyncStats of the app)")
@@ -257,5 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stats(app, args)
     if args.command == "dead":
         return run_dead(args, args.broker_url or app.broker.url, app.name, args.timeout)
+    if args.command == "map":
+        return run_map(args, app)
     parser.error(f"unknown command {args.command!r}")
     return 2
