@@ -163,7 +163,8 @@ class Job:
         try:
             workers = self.app._workers_call().result()
             run = MapRun(self.app, args.task, self._calls(progress), chunksize=args.chunksize,
-                         return_exceptions=True, processes=workers[0], slots=workers[1])
+                         return_exceptions=True, total=self.lines - self.kept,  # at most: blank lines make fewer
+                         processes=workers[0], slots=workers[1])
             for result in iterate(run):
                 index = self.pending.popleft()
                 if isinstance(result, MapItemError):
