@@ -136,14 +136,14 @@ def test_resume_after_sigkill_runs_every_item_exactly_once(tmp_path):
     assert f"{len(written)} kept from the earlier run" in result.stderr
 
 
-def test_sigint_cancels_the_rest_and_leaves_an_output_to_resume(tmp_path):
+def test_ctrl_c_cancels_the_rest_and_leaves_an_output_to_resume(tmp_path):
     count = 200
     source = write_lines(tmp_path / "in.jsonl", [json.dumps([i, 0.05]) for i in range(count)])
     output = tmp_path / "out.jsonl"
     proc = start_map("slow_square", str(source), "-o", str(output), "--processes", "1", "--concurrency", "2")
     try:
         wait_for(lambda: output.exists() and output.read_text().count("\n") >= 10, 60, "10 output lines")
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl+C: the terminal signals the whole process group
         _, err = proc.communicate(timeout=60)
     finally:
         stop_process(proc)

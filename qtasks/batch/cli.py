@@ -60,10 +60,14 @@ HELP = """Each line of INPUT is one call of TASK: a JSON list gives the position
 keyword arguments, any other JSON value the one argument. Blank lines are skipped (no call, no
 output line) and do not change the numbering: input line N+1 has index N.
 
-Each call gives one output line, written as it ends: {"index": N, "status": "success", "returning": ...}
-or {"index": N, "status": "error", "error": "..."}. Results come in input order; a line that is not
-JSON is reported on stderr with its line number and written as an error line at once; results JSON
-cannot hold are written as error lines too.
+Each call gives one output line, written within 0.2 s of its end: {"index": N, "status": "success",
+"returning": ...} or {"index": N, "status": "error", "error": "..."}. Results come in input order; a
+line that is not JSON is reported on stderr with its line number and written as an error line at
+once; results JSON cannot hold are written as error lines too.
+
+--resume (same INPUT, same -o OUTPUT) keeps the output's complete lines and runs only the indices
+it lacks: after Ctrl+C, a kill or a crash the batch goes on where it stopped, each index in the
+output once.
 
 Workers: when workers serve the app at its broker URL ($QTASKS_BROKER_URL or the app's), the calls
 go to them and --processes is not used; otherwise --processes workers (and a broker, when none
@@ -82,24 +86,27 @@ def add_commands(commands: Any) -> None:
     batch.add_argument("-o", "--output", metavar="OUTPUT", type=Path, default=None,
                        help="where to write the results (default: stdout); started afresh unless --resume")
     batch.add_argument("--resume", action="store_true",
-                       help="keep OUTPUT's result lines and run only the items it lacks (a batch that was "
-                            "stopped goes on where it stopped; needs -o)")
+                       help="keep OUTPUT's result lines and run only the items it lacks (needs -o)")
     batch.add_argument("--processes", type=_count, default=None, metavar="N",
                        help="worker processes to start when none serve the app (default: the CPU count; "
                             "0: start none, only submit)")
-    batch.add_argument("--concurrency", type=_count, default=None, metavar="K",
+    batch.add_argument("--concurrency", type=_positive, default=None, metavar="K",
                        help="calls each started process runs at once (default: config.max_tasks_process; "
                             "1 suits CPU-bound tasks)")
-    batch.add_argument("--chunksize", type=_count, default=None, metavar="C",
+    batch.add_argument("--chunksize", type=_positive, default=None, metavar="C",
                        help="calls per envelope (default: adapts to how long a call takes)")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-def _count(text: str) -> int:
+def _count(text: str, least: int = 0) -> int:
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {text}")
     return value
+
+
+def _positive(text: str) -> int:
+    return _count(text, 1)
 
 
 def run_map(args: argparse.Namespace, app: Any) -> int:
@@ -111,15 +118,14 @@ def run_map(args: argparse.Namespace, app: Any) -> int:
     if args.resume and args.output is None:
         _say("qtasks: map --resume continues an output file: give it with -o OUTPUT")
         return 2
-    if args.chunksize == 0:
-        _say("qtasks: map --chunksize must be at least 1")
-        return 2
     try:
         lines = count_lines(args.input)
         resumed = read_results(args.output, lines) if args.resume and args.output.exists() else None
     except (OSError, QTasksError) as exc:
         _say(f"qtasks: map: {exc}")
         return 2
+    except KeyboardInterrupt:
+        return INTERRUPTED
     _configure_logging()
     job = Job(app, args, lines, resumed)
     try:

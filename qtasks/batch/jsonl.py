@@ -8,7 +8,7 @@ Input line ``i + 1`` (index ``i``, counted from 0) is call ``i``::
     "text"              ->  task("text")        (any other JSON value: the one argument)
     (a blank line)      ->  no call and no output line; the lines after it keep their numbers
 
-Output lines, each written whole and flushed as its item ends::
+Output lines, each written whole (see :class:`ResultWriter`)::
 
     {"index": 0, "status": "success", "returning": 3}
     {"index": 1, "status": "error", "error": "ValueError: ..."}
