@@ -67,7 +67,8 @@ def test_each_line_is_one_call_and_gives_one_output_line(tmp_path):
     # and the blank line (index 4) made no call, while the numbering went on
     assert sorted(results) == [0, 1, 2, 3, 5, 6]
     # and the bad line was reported with its line number and written as an error, the rest done
-    assert results[5]["status"] == "error" and results[5]["error"].startswith("line 6: not JSON")
+    assert results[5] == {"index": 5, "status": "error",
+                          "error": "line 6: not JSON: Expecting property name enclosed in double quotes at column 2"}
     assert "in.jsonl, line 6: not JSON" in result.stderr
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""

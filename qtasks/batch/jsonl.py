@@ -76,9 +76,13 @@ def _skip_rest_of_line(handle: IO[bytes]) -> None:
 
 def parse_line(index: int, raw: bytes) -> Line:
     try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; too deeply nested
-        return Line(index, None, f"not JSON: {exc}")
+        value = json.loads(raw.decode("utf-8-sig" if index == 0 else "utf-8"))  # JSON Lines are UTF-8
+    except json.JSONDecodeError as exc:
+        return Line(index, None, f"not JSON: {exc.msg} at column {exc.pos + 1}")
+    except UnicodeDecodeError as exc:
+        return Line(index, None, f"not UTF-8 text: {exc.reason} at column {exc.start + 1}")
+    except RecursionError:
+        return Line(index, None, "JSON nested too deeply")
     if isinstance(value, list):
         return Line(index, (value, {}))
     if isinstance(value, dict):
