@@ -33,13 +33,15 @@ Call = tuple[Sequence[Any], dict[str, Any]]
 READ_BLOCK = 1 << 20
 
 
-@dataclass(frozen=True)
 class Line:
     """One input line that is not blank: its call, or why it is not one."""
 
-    index: int
-    call: Optional[Call]
-    error: Optional[str] = None
+    __slots__ = ("index", "call", "error")
+
+    def __init__(self, index: int, call: Optional[Call], error: Optional[str] = None) -> None:
+        self.index = index
+        self.call = call
+        self.error = error
 
 
 def count_lines(path: Path) -> int:
@@ -149,10 +151,11 @@ def success_line(index: int, value: Any) -> tuple[bytes, bool]:
     """The output line of a call that returned ``value``, and whether it is a success line: a value
     JSON cannot hold makes an error line."""
     try:
-        return _line({"index": index, "status": "success", "returning": value}), True
+        returning = _ENCODE(value)
     except (TypeError, ValueError, RecursionError) as exc:
         return error_line(index, f"the result (a {type(value).__qualname__}) cannot be written as JSON "
                                  f"({exc}); return dict, list, str, int, float, bool or None"), False
+    return f'{{"index": {index}, "status": "success", "returning": {returning}}}\n'.encode(), True
 
 
 def failure_line(index: int, error: MapItemError) -> bytes:
@@ -164,11 +167,11 @@ def failure_line(index: int, error: MapItemError) -> bytes:
 
 
 def error_line(index: int, text: str) -> bytes:
-    return _line({"index": index, "status": "error", "error": text})
+    return f'{{"index": {index}, "status": "error", "error": {_ENCODE(text)}}}\n'.encode()
 
 
-def _line(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode()
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+"""One encoder for every line (``json.dumps`` with options builds a new one per call)."""
 
 
 class ResultWriter:
