@@ -53,6 +53,9 @@ STOP_GRACE = 5.0
 """Seconds calls still running when the job stops (Ctrl+C) get to finish in workers started here."""
 REPORTED_BAD_LINES = 20
 """Bad input lines named on stderr one by one; the rest are counted (all are in the output)."""
+HELD_ERROR_LINES = 10_000
+"""Error lines of bad input lines held back to keep the output in input order; past this many (a long
+run of bad lines) they are written at once."""
 INTERRUPTED = 130
 PROBE_TIMEOUT = 0.5
 
@@ -61,9 +64,9 @@ keyword arguments, any other JSON value the one argument. Blank lines are skippe
 output line) and do not change the numbering: input line N+1 has index N.
 
 Each call gives one output line, written within 0.2 s of its end: {"index": N, "status": "success",
-"returning": ...} or {"index": N, "status": "error", "error": "..."}. Results come in input order; a
-line that is not JSON is reported on stderr with its line number and written as an error line at
-once; results JSON cannot hold are written as error lines too.
+"returning": ...} or {"index": N, "status": "error", "error": "..."}, in input order. A line that is not JSON is
+reported on stderr with its line number and written as an error line; so are results JSON cannot
+hold.
 
 --resume (same INPUT, same -o OUTPUT) keeps the output's complete lines and runs only the indices
 it lacks: after Ctrl+C, a kill or a crash the batch goes on where it stopped, each index in the
@@ -154,8 +157,11 @@ class Job:
         self.bad = 0
         self.limit = app.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE
         self.writer: Optional[ResultWriter] = None
-        self.pending: deque[int] = deque()
-        """Input indices of the calls the map took, in order: its results come in this order."""
+        self.pending: deque[int | bytes] = deque()
+        """The input indices of the calls the map took, in order (its results come in this order), and
+        between them the error lines of bad input lines after those calls, to be written in their turn."""
+        self.held = 0
+        """Error lines in ``pending``."""
         self.read = 0
         """Input lines read."""
         self.passed = 0
@@ -172,7 +178,7 @@ class Job:
                          return_exceptions=True, total=self.lines - self.kept,  # at most: blank lines make fewer
                          processes=workers[0], slots=workers[1])
             for result in iterate(run):
-                index = self.pending.popleft()
+                index = self._next_call()
                 if isinstance(result, MapItemError):
                     self.writer.write(failure_line(index, result))
                     self.errors += 1
@@ -181,6 +187,9 @@ class Job:
                     self.errors += not succeeded
                     self.writer.write(line)
                 self._passed(progress)
+            for entry in self.pending:  # error lines after the last call
+                assert isinstance(entry, bytes)
+                self.writer.write(entry)
         finally:
             self.writer.close()
             if progress is not None:
@@ -225,7 +234,22 @@ class Job:
         self.errors += 1
         if self.bad <= REPORTED_BAD_LINES:
             _say(f"qtasks: {self.args.input}, line {line.index + 1}: {problem}")
-        self.writer.write(error_line(line.index, f"line {line.index + 1}: {problem}"))
+        entry = error_line(line.index, f"line {line.index + 1}: {problem}")
+        if self.pending and self.held < HELD_ERROR_LINES:
+            self.pending.append(entry)  # after the results of the calls before it
+            self.held += 1
+        else:
+            self.writer.write(entry)
+
+    def _next_call(self) -> int:
+        """The input index of the map's next result, once the error lines before it are written."""
+        assert self.writer is not None
+        while True:
+            entry = self.pending.popleft()
+            if isinstance(entry, int):
+                return entry
+            self.writer.write(entry)
+            self.held -= 1
 
     def _passed(self, progress: Any) -> None:
         self.passed += 1
