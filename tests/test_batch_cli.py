@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from qtasks import QueueTasks
+from qtasks.urls import probe
 from tests.support import broker_process, free_port, popen, stop_process, wait_for, wait_for_workers, worker_process
 
 APP = "tests.apps.batch:app"
@@ -26,9 +27,14 @@ def start_map(*args: str, url: str | None = None, **popen_kwargs: Any) -> subpro
 
 
 def run_map(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run it to its end; on a port of its own (no ``url``), what it hosted must be gone when it ends."""
+    own = url is None
+    url = url or f"tcp://127.0.0.1:{free_port()}"
     proc = start_map(*args, url=url)
     try:
         out, err = proc.communicate(timeout=RUN_TIMEOUT)
+        if own:
+            assert probe(url)[0] == "nothing", f"a broker still listens at {url} after `qtasks map` ended"
     finally:
         stop_process(proc)  # its process group: whatever it started, if anything is left
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
