@@ -124,12 +124,12 @@ def run_map(args: argparse.Namespace, app: Any) -> int:
     try:
         lines = count_lines(args.input)
         resumed = read_results(args.output, lines) if args.resume and args.output.exists() else None
-    except (OSError, QTasksError) as exc:
+        _configure_logging()
+    except (OSError, QTasksError, ValueError) as exc:  # ValueError: $QTASKS_LOG_LEVEL
         _say(f"qtasks: map: {exc}")
         return 2
     except KeyboardInterrupt:
         return INTERRUPTED
-    _configure_logging()
     job = Job(app, args, lines, resumed)
     try:
         with _workers(app, args.processes, args.concurrency), _stop_on_sigterm():
