@@ -20,6 +20,8 @@ from typing import Any, Optional, Sequence
 
 from qtasks.admin import add_commands as add_admin_commands
 from qtasks.admin import run_dead
+from qtasks.batch.cli import add_commands as add_batch_commands
+from qtasks.batch.cli import run_map
 from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
 from qtasks.loading import load_attribute, report_load_error
 from qtasks.logs import level_argument
@@ -238,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=_port, default=argparse.SUPPRESS,
                      help="the web view's port (as upstream: qtasks web -A app:app --port 8000)")
     add_admin_commands(commands)
+    add_batch_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
     stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
                        help="a SyncStats/AsyncStats object to use (default: SyncStats of the app)")
@@ -324,5 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stats(app, args)
     if args.command == "dead":
         return run_dead(args, args.broker_url or app.broker.url, app.name, args.timeout)
+    if args.command == "map":
+        return run_map(args, app)
     parser.error(f"unknown command {args.command!r}")
     return 2

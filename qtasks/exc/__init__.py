@@ -21,7 +21,8 @@
     ├── UnknownTaskError                a task name no worker registered (also LookupError)
     ├── TaskTimeLimitError              a task ran past its max_time (also TimeoutError)
     ├── TaskExitError                   a task called sys.exit() or raised KeyboardInterrupt
-    └── AppLoadError                    ``-A module:app`` could not be loaded
+    ├── AppLoadError                    ``-A module:app`` could not be loaded
+    └── BatchFileError                  ``qtasks map``: an output file to resume that is not one it wrote
 
     Retry                               raised inside a task to run it again, maybe later
     TaskCancelError(RuntimeError)       raised inside a task to end it with status "cancel"
@@ -341,6 +342,17 @@ class MapItemError(QTasksError):
         self.traceback = traceback
 
 
+class BatchFileError(QTasksError, ValueError):
+    """``qtasks map --resume``: the output file holds a line that is not a result line of that input
+    (so resuming it could skip or repeat items)."""
+
+    def __init__(self, path: Any, line: int, problem: str) -> None:
+        super().__init__(f"{path}, line {line}: {problem}; it is not the output of this batch: fix or remove "
+                         "that line, or write to another file")
+        self.path = path
+        self.line = line
+
+
 class TaskCancelError(RuntimeError):
     """Raised inside a task (``self.ctx.cancel(reason)``) to end it with status ``cancel``."""
 
@@ -355,6 +367,7 @@ class TaskPluginTriggerError(Exception):
 
 __all__ = [
     "AppLoadError",
+    "BatchFileError",
     "BrokerReplyError",
     "BrokerUnavailableError",
     "ConfigError",
