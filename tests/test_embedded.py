@@ -10,11 +10,13 @@ from qtasks import QueueTasks
 from tests.apps import basic
 from tests.support import (
     ROOT,
+    alive,
     broker_process,
     free_port,
     popen,
     read_line_matching,
     stop_process,
+    wait_for,
     wait_for_workers,
     worker_process,
 )
@@ -77,3 +79,26 @@ def test_serving_block_runs_a_local_batch_job():
         pids = {app.add_task("whoami", 0.2, timeout=10).returning for _ in range(2)}
         assert len(pids) >= 1
     app.close()
+
+
+KILLED_INSIDE_SERVING = """
+import os, sys, time
+from tests.apps.basic import app
+app.broker.use_url(sys.argv[1])
+with app.serving(processes=1, grace=5):
+    print("worker", app.add_task("whoami", 0.0, timeout=30).returning, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_program_killed_inside_serving_leaves_no_workers_behind():
+    url = f"tcp://127.0.0.1:{free_port()}"
+    program = popen([sys.executable, "-c", KILLED_INSIDE_SERVING, url], stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL)
+    try:
+        worker_pid = int(read_line_matching(program, r"worker (\d+)", 60).group(1))
+        program.send_signal(signal.SIGKILL)
+        program.wait(10)
+        wait_for(lambda: not alive(worker_pid), 30, "the worker process of the killed program to stop")
+    finally:
+        stop_process(program)

@@ -502,6 +502,9 @@ def stream_item(item: tuple[Any, ...]) -> tuple[bool, Any]:
 
 def _serve_in_child(app: BaseQueueTasks, processes: int, concurrency: Optional[int],
                     grace: Optional[float]) -> None:
+    from qtasks.worker.signals import stop_when_parent_dies
+
+    stop_when_parent_dies()  # a program killed inside `with app.serving():` leaves no workers behind
     try:
         code = app._serve(processes, concurrency=concurrency, grace=grace)
     except QTasksError as exc:  # e.g. NotABrokerError: the app's own calls in the parent say so too
