@@ -82,7 +82,7 @@ log = logging.getLogger("qtasks.batch")
 
 
 def add_commands(commands: Any) -> None:
-    batch = commands.add_parser("map", help="run a task once per line of a JSON Lines file (a batch job)",
+    batch = commands.add_parser("map", help="a batch job: a task once per JSON line of a file",
                                 description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     batch.add_argument("task", metavar="TASK", help="the task's name")
     batch.add_argument("input", metavar="INPUT", type=Path, help="a JSON Lines file, one call a line")

@@ -83,9 +83,10 @@ class PendingCall(Generic[T]):
     def result(self) -> T:
         for hook in self.before:
             hook.sync(None)
-        with self.broker.blocking() as drive:
-            future = self._pipelined()
-            if future is None:
+        future = self._pipelined()
+        drive = None
+        if future is None:
+            with self.broker.blocking() as drive:
                 future = self.start(self.broker)
             if getattr(future, "elsewhere", False):
                 drive = None  # the shared connection's I/O thread resolves it
