@@ -48,6 +48,9 @@ def hard_limit(max_message_size: int) -> int:
     the broker reads a message only to refuse it, so it can say whom it refused."""
     return max_message_size + max(max_message_size, 1 << 20)
 HIGH_WATER_MARK = 100_000
+_NOBLOCK = int(zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
+"""Plain integers: pyzmq's enum members cost an attribute lookup and a conversion on every use."""
 RESTORE_BAR_MIN = 50_000
 """Unfinished tasks in a data directory from which start-up draws a progress bar on a terminal
 (about 0.7 s of restoring at 75,000 tasks a second)."""
@@ -239,10 +242,10 @@ class Broker:
     def _receive(self, sock: zmq.Socket[Any], until_empty: bool = False) -> None:
         connections = self.connections
         guard = self._guard
-        recv = sock.recv
+        recv, getsockopt = sock.recv, sock.getsockopt
         for _ in iter(int, 1) if until_empty else range(MAX_MESSAGES_PER_TURN):
             try:
-                first = recv(zmq.NOBLOCK, copy=False)  # a Frame: it knows the connection it came on
+                first = recv(_NOBLOCK, copy=False)  # a Frame: it knows the connection it came on
             except zmq.Again:
                 return
             peer = first.bytes
@@ -251,8 +254,8 @@ class Broker:
             frames = []
             more = first.more
             while more:
-                frames.append(recv(zmq.NOBLOCK))
-                more = bool(sock.rcvmore)
+                frames.append(recv(_NOBLOCK))
+                more = bool(getsockopt(_RCVMORE))
             size = sum(map(len, frames))
             if size > self.max_message_size:
                 self._refuse_oversized(peer, first, size)
