@@ -133,15 +133,18 @@ class PendingCall(Generic[T]):
             return None
         if sent.done() and sent.exception() is not None:  # refused before it left (too large ...)
             return sent
-        done: Future[Any] = Future()
-        done.set_result(None)
-        return done
+        return _SENT
 
     async def _sent(self, future: Future[Any]) -> T:
         converted = self.convert(future.result())
         for hook in self.after:
             converted = await hook.async_(converted)
         return converted
+
+
+_SENT: Future[Any] = Future()
+"""The answer of a request sent without waiting: resolved at once, shared by all of them."""
+_SENT.set_result(None)
 
 
 def unavailable(broker: Any, waited: float) -> BrokerUnavailableError:

@@ -21,7 +21,6 @@ them:
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import math
 import os
@@ -45,6 +44,9 @@ log = logging.getLogger("qtasks.client")
 HIGH_WATER_MARK = 100_000
 SUBMIT_BATCH = 1000
 """Pipelined submits the I/O thread sends as one SUBMIT at most."""
+QUEUED: Future[Any] = Future()
+"""What a pipelined submit returns: resolved, shared (its outcome reaches the next call instead)."""
+QUEUED.set_result(None)
 Request = Callable[[ClientSession, Future[Any]], Any]
 
 
@@ -184,7 +186,7 @@ class ThreadChannel(Channel):
         self.curve = curve
         self.pid = os.getpid()
         self._calls: deque[Callable[[], None]] = deque()
-        self._submits: deque[tuple[list[TaskEnvelope], Future[Any]]] = deque()
+        self._submits: deque[list[TaskEnvelope]] = deque()
         self._submits_scheduled = False
         self._idle = True
         """The I/O thread is about to wait, or waits, on its sockets (a write to the wake pipe needed)."""
@@ -214,26 +216,21 @@ class ThreadChannel(Channel):
         if self._closing:
             raise RuntimeError("this broker connection is closed")
         self.raise_deferred()
-        future: Future[Any] = Future()
-        self._submits.append((envelopes, future))
+        self._submits.append(envelopes)
         if not self._submits_scheduled:
             self._submits_scheduled = True
             self._calls.append(self._send_submits)
             self._wake()
-        return future
+        return QUEUED
 
     def _send_submits(self) -> None:
         self._submits_scheduled = False
         submits = self._submits
         while submits:
             batch: list[TaskEnvelope] = []
-            futures: list[Future[Any]] = []
             while submits and len(batch) < SUBMIT_BATCH:
-                envelopes, future = submits.popleft()
-                batch += envelopes
-                futures.append(future)
-            sent = self.session.submit_pipelined(batch)
-            sent.add_done_callback(functools.partial(_pass_on, waiting=futures))
+                batch += submits.popleft()
+            self.session.submit_pipelined(batch)  # its failure is deferred to the next call
 
     def knows(self, uuids: list[bytes]) -> bool:
         """Whether the results of ``uuids`` are pushed to this connection (read from any thread)."""
@@ -387,16 +384,6 @@ def _settle_at_exit() -> None:
         if not channel.settle(min(SETTLE_AT_EXIT, channel.session.connect_timeout)):
             log.error("%d submit(s) to the broker at %s were not acknowledged before this process exited; "
                       "those tasks may not have been queued", channel.session.unacked, channel.session.url)
-
-
-def _pass_on(done: Future[Any], waiting: list[Future[Any]]) -> None:
-    """One SUBMIT of several callers' pipelined submits ended: so did theirs."""
-    error = done.exception()
-    for future in waiting:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(None)
 
 
 def _guarded(call: Callable[[], None]) -> None:

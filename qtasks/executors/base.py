@@ -82,6 +82,9 @@ class BaseTaskExecutor(ABC):
         self.teardowns: list[Teardown] = []
         """What this execution opened (task-scoped dependencies ...): closed when it ends."""
         self._config: Any = None
+        self.call_seconds: Optional[float] = None
+        """How long the task function itself ran in its thread (not the wait for one): tells the
+        worker whether calls of the task are short enough to run on its loop."""
         self.inline = False
         """Run a plain ``def`` task on the loop itself, not in a thread: set for the short calls of a
         map, which would spend more on the thread hop than on the call (see ``TaskRunner.run_chunk``)."""

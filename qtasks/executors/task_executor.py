@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import time
 from typing import Any, Awaitable, Callable, Optional
 
 import anyio
@@ -87,9 +88,11 @@ class AsyncTaskExecutor(BaseTaskExecutor):
         done = self._thread_done = threading.Event()
 
         def call() -> Any:
+            started = time.perf_counter()
             try:
                 return func(*args, **kwargs)
             finally:
+                self.call_seconds = time.perf_counter() - started
                 done.set()
 
         return await run_in_thread(call)

@@ -165,7 +165,8 @@ class TaskRunner:
             finally:
                 current_lender.reset(lending)
             if not schema.awaiting and not schema.generating:
-                _note_call(name, time.perf_counter() - started)
+                took = getattr(executor, "call_seconds", None)
+                _note_call(name, took if isinstance(took, float) else time.perf_counter() - started)
             if handle.scope.cancelled_caught:
                 outcome = self._cancelled(delivery, handle.reason or f"{name}.cancel")
             else:
