@@ -2,8 +2,8 @@
 
 Options go before the sub-command, as upstream: ``qtasks -A module:app run --processes 8``.
 ``qtasks -A module:app stats inspect tasks json=true`` describes the app and its tasks;
-``qtasks keys generate DIR`` makes CURVE key pairs (no app needed); ``web`` only says that
-there is no web view yet.
+``qtasks keys generate DIR`` makes CURVE key pairs (no app needed); ``dashboard`` (or ``web``)
+serves the web dashboard (:mod:`qtasks.dashboard`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any, Optional, Sequence
 
 from qtasks.admin import add_commands as add_admin_commands
 from qtasks.admin import run_dead
+from qtasks.dashboard.command import add_commands as add_dashboard_commands
+from qtasks.dashboard.command import run_dashboard
 from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
 from qtasks.loading import load_attribute
 from qtasks.logs import level_argument
@@ -35,10 +37,6 @@ def load_app(spec: str) -> Any:
 
 
 INSPECT_TARGETS = ("app", "tasks", "task")
-
-NO_WEB_VIEW = ("there is no web view yet: upstream's `web` starts the separate qtasks_webview package, "
-               "which this version does not run. To see an app's tasks: qtasks -A module:app stats inspect "
-               "tasks; for the broker's queues and workers: app.broker_stats()")
 
 
 def _inspect_argument(item: str) -> tuple[Optional[str], Any]:
@@ -163,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="QTasks", description="Run QTasks worker processes.")
     parser.add_argument("-A", "-app", dest="app", metavar="MODULE:APP",
                         help="the app to serve, e.g. -A app:app")
-    parser.add_argument("--port", type=int, default=8000, help="port for the web sub-command (unused)")
+    parser.add_argument("--port", type=int, default=8000, help="port for the web sub-command (default 8000)")
     parser.add_argument("--broker", dest="broker_url", metavar="URL", default=None,
                         help="the broker the dead command talks to (default: the -A app's, else "
                              "$QTASKS_BROKER_URL, else tcp://127.0.0.1:5555)")
@@ -206,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--role", choices=("broker", "client", "worker"), default=None,
                           help="what the --name key is for (default: the name, when it is broker, client or "
                                "worker)")
-    commands.add_parser("web", help="there is no web view yet: says so and exits with code 2")
+    add_dashboard_commands(commands)
     add_admin_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
     stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
@@ -229,9 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "web":
-        print(f"qtasks: {NO_WEB_VIEW}", file=sys.stderr)
-        return 2
+    if args.command in ("dashboard", "web"):
+        return run_dashboard(args)
     if args.command == "keys":
         return _keys(args)
     if args.command == "dead" and not args.app:
