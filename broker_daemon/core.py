@@ -29,9 +29,14 @@ from typing import Any, Callable, Optional
 from broker_daemon.delayed import DelayedTasks
 from broker_daemon.dispatcher import Dispatcher
 from broker_daemon.limits import QueueLimits
+from broker_daemon.ops import TimerReports
+from broker_daemon.ops import status as ops_status
+from broker_daemon.ops import tasks as ops_tasks
+from broker_daemon.ops import view as ops_view
 from broker_daemon.records import Status, TaskRecord
 from broker_daemon.state import StateActor, StateOpError
 from broker_daemon.storage import MemoryStorage, Storage
+from broker_daemon.telemetry import Telemetry
 from broker_daemon.waiters import Waiters
 from broker_daemon.workers import WorkerPeer
 from qtasks.enums import FINAL_STATUSES
@@ -48,6 +53,7 @@ from qtasks.protocol import (
     Heartbeat,
     Message,
     Notify,
+    Ops,
     Ping,
     Progress,
     Ready,
@@ -114,6 +120,8 @@ class BrokerCore:
         self.state = StateActor()
         self.result_ttl = result_ttl
         self.limits = limits if limits is not None else QueueLimits()
+        self.telemetry = Telemetry()
+        self.timer_reports = TimerReports()
         self._orphans: dict[bytes, TaskRecord] = {}
         """After a restart: tasks that were running, until their worker claims them or the grace ends."""
         self._orphans_until = 0.0
@@ -131,6 +139,7 @@ class BrokerCore:
             Ping: self._on_ping,
             Flush: self._on_flush,
             Dead: self._on_dead,
+            Ops: self._on_ops,
             StateOp: self._on_state,
             Cancel: self._on_cancel,
             Watch: self._on_watch,
@@ -192,7 +201,10 @@ class BrokerCore:
     def flush(self) -> list[tuple[bytes, Message]]:
         """Dispatch what can be dispatched and hand over everything that must be sent."""
         # dispatches go out first: they are on every task's critical path
-        self._outgoing[:0] = self.dispatcher.dispatch()
+        dispatches = self.dispatcher.dispatch()
+        if dispatches:
+            self.telemetry.dispatched(dispatches)
+            self._outgoing[:0] = dispatches
         if self._progress:
             for peer, steps in self._progress.items():
                 self._outgoing.append((peer, Progress(steps)))
@@ -263,6 +275,7 @@ class BrokerCore:
             if record.ended or record.status != Status.PROCESS or self.inflight.get(record.uuid) is not None:
                 continue
             self.totals["lost"] += 1
+            self.telemetry.lost(record.uuid, record.envelope.task_name)
             if record.lost(shared=False, max_attempts=self.max_attempts):
                 requeued += 1
                 self.dispatcher.requeue(record, refund=False)
@@ -350,6 +363,7 @@ class BrokerCore:
             else:
                 self.dispatcher.enqueue(record)
         self.totals["submitted"] += len(fresh)
+        self.telemetry.submitted([r.envelope.task_name for r in fresh], now)
         if msg.wait is not None:
             self._watch(peer, [e.uuid for e in msg.envelopes], msg.wait)
         self._outgoing.append((peer, Reply(msg.req_id, Reply.submit_value(len(fresh), self.hello))))
@@ -451,6 +465,47 @@ class BrokerCore:
             log.info("purged %d dead letter(s)%s%s", value, f" of {msg.app!r}" if msg.app else "",
                      f" of task {msg.task_name!r}" if msg.task_name else "")
         self._outgoing.append((peer, Reply(msg.req_id, value)))
+
+    def _on_ops(self, peer: bytes, msg: Ops) -> None:
+        """An operator's request (see ``broker_daemon.ops``)."""
+        args = msg.args
+        value: Any = None
+        if msg.op == "status":
+            value = ops_status(self)
+        elif msg.op == "tasks":
+            value = ops_tasks(self, args)
+        elif msg.op == "inspect":
+            record = self.storage.get(args["uuid"])
+            value = None if record is None else ops_view(self, record).to_wire()
+        elif msg.op == "retry":
+            record = self.storage.get(args["uuid"])
+            refusal = self._not_retryable(record)
+            if refusal is None and record is not None:
+                refusal = self.limits.refusal([record.envelope])
+            if refusal is not None or record is None:
+                self.reply_error(peer, msg.req_id, "not-retryable" if record is not None else "no-such-task",
+                                 refusal or f"no task {uuid_module.UUID(bytes=args['uuid'])}")
+                return
+            child = self._revive(record).envelope.uuid
+            log.info("task %s run again by hand as %s", uuid_module.UUID(bytes=record.uuid),
+                     uuid_module.UUID(bytes=child))
+            value = child
+        else:  # timers
+            value = self.timer_reports.report(args["app"], args["source"], args["jobs"], float(args["ttl"]),
+                                              time.monotonic())
+        self._outgoing.append((peer, Reply(msg.req_id, value)))
+
+    @staticmethod
+    def _not_retryable(record: Optional[TaskRecord]) -> Optional[str]:
+        """Why ``record`` cannot be run again by hand (None: it can: it ended error or cancel, not retried yet)."""
+        if record is None:
+            return None
+        name = f"task {uuid_module.UUID(bytes=record.uuid)}"
+        if record.status not in (Status.ERROR, Status.CANCEL):
+            return f"{name} is {record.status}: only a task that ended error or cancel can be retried"
+        if record.retry_child is not None:
+            return f"{name} was retried already, as {uuid_module.UUID(bytes=record.retry_child)}"
+        return None
 
     def _revive(self, record: TaskRecord) -> TaskSnapshot:
         """Run a dead letter again as a new task of the same call; waits on it follow there."""
@@ -614,6 +669,7 @@ class BrokerCore:
         self.storage.save(record)
         self.limits.ended(record)
         self.totals[Status.RETRY] += 1
+        self.telemetry.retried(record.uuid, parent.task_name, traceback, now)
         for peer, deadline, asked in self.waiters.pop(parent.uuid):
             self.waiters.add(child_uuid, peer, deadline, asked)
         for peer, deadline, asked in self.watchers.pop(parent.uuid):
@@ -667,6 +723,7 @@ class BrokerCore:
             if record is None or record.ended:
                 continue
             self.totals["lost"] += 1
+            self.telemetry.lost(uuid, record.envelope.task_name)
             if not record.lost(shared=shared, max_attempts=self.max_attempts):
                 failed += 1
                 self._fail(record, f"WorkerLostError: the worker process running this task was lost "
@@ -704,6 +761,8 @@ class BrokerCore:
         """The record reached a final status: persist it and push it to whoever waits."""
         self.storage.save(record)
         self.limits.ended(record)
+        self.telemetry.finished(record.uuid, record.envelope.task_name, record.status, record.traceback,
+                                record.updated_at)
         self._orphans.pop(record.uuid, None)
         self.watchers.pop(record.uuid)
         waiting = self.waiters.pop(record.uuid)

@@ -48,5 +48,9 @@ class PriorityQueue:
         self._size -= 1
         return uuid
 
+    def levels(self) -> dict[int, int]:
+        """How many tasks wait at each priority."""
+        return {priority: len(level) for priority, level in list(self._levels.items())}
+
     def __len__(self) -> int:
         return self._size

@@ -23,6 +23,7 @@ from qtasks.dashboard.command import run_dashboard
 from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
 from qtasks.loading import load_attribute
 from qtasks.logs import level_argument
+from qtasks.ops import cli as ops_cli
 from qtasks.urls import resolve_broker_url
 
 
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "worker)")
     add_dashboard_commands(commands)
     add_admin_commands(commands)
+    ops_cli.add_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
     stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
                        help="a SyncStats/AsyncStats object to use (default: SyncStats of the app)")
@@ -233,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _keys(args)
     if args.command == "dead" and not args.app:
         return run_dead(args, resolve_broker_url(args.broker_url), None, args.timeout)
+    if args.command in ops_cli.COMMANDS and not args.app:
+        return ops_cli.run(args, resolve_broker_url(args.broker_url), None, args.timeout)
     if not args.app:
         parser.error("give the app with -A module:app before the sub-command, e.g. qtasks -A app:app run")
     try:
@@ -254,5 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stats(app, args)
     if args.command == "dead":
         return run_dead(args, args.broker_url or app.broker.url, app.name, args.timeout)
+    if args.command in ops_cli.COMMANDS:
+        return ops_cli.run(args, args.broker_url or app.broker.url, app, args.timeout)
     parser.error(f"unknown command {args.command!r}")
     return 2
