@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from qtasks.dashboard.app import create_app
 from qtasks.dashboard.security import MAX_BODY
 from qtasks.dashboard.settings import DashboardSettings, parse_bind
-from qtasks.exc import BrokerUnavailableError, ConfigError
+from qtasks.exc import BrokerUnavailableError, ConfigError, TaskNotFoundError
 
 BASE = "http://127.0.0.1:8080"
 ORIGIN = {"origin": BASE}
@@ -91,7 +91,9 @@ class FakeOps:
 
     def inspect(self, uuid: str) -> dict[str, Any]:
         self._call("inspect")
-        return self.broker.records.get(uuid, {})
+        if uuid not in self.broker.records:
+            raise TaskNotFoundError(uuid, "tcp://127.0.0.1:1")
+        return self.broker.records[uuid]
 
     def cancel(self, uuid: str, reason: str | None = None) -> bool:
         self._call("cancel")
@@ -207,7 +209,8 @@ def test_task_page_shows_arguments_traceback_and_chain(client, broker):
 
 
 def test_unknown_and_malformed_task_ids_are_404(client):
-    assert client.get(f"/tasks/{uuid.uuid4()}").status_code == 404
+    unknown = client.get(f"/tasks/{uuid.uuid4()}")
+    assert unknown.status_code == 404 and "has no task" in unknown.text
     assert client.get("/tasks/not-a-uuid").status_code == 404
     assert client.get("/api/tasks/not-a-uuid").status_code == 404
 

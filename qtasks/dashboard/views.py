@@ -30,7 +30,7 @@ from qtasks.dashboard.security import (
     logged_in,
     same_origin,
 )
-from qtasks.exc import QTasksError
+from qtasks.exc import QTasksError, TaskNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ MAX_LIMIT = 500
 MAX_NAME = 200
 MAX_REASON = 500
 MAX_FORM_FIELDS = 8
-OVERVIEW_TASKS = 15
+OVERVIEW_TASKS = 10
 OVERVIEW_DEAD = 20
 MAX_FLASH = 5
 
@@ -156,12 +156,10 @@ async def task_page(request: Request) -> Response:
         return PlainTextResponse("not a task id: a task's page is /tasks/UUID", status_code=404)
     try:
         task = await _ask(request, "inspect", task_id)
+    except TaskNotFoundError as exc:
+        return _render(request, "task", {"uuid": task_id, "task": None, "error": str(exc)}, 404)
     except QTasksError as exc:
         return _unavailable(request, "task", exc, {"uuid": task_id, "task": None})
-    if not task:
-        return _render(request, "task", {"uuid": task_id, "task": None,
-                                         "error": f"the broker has no task {task_id} (never submitted, or "
-                                                  "its record expired)"}, 404)
     return _render(request, "task", {"uuid": task_id, "task": task})
 
 
@@ -193,10 +191,10 @@ async def api_task(request: Request) -> Response:
         return JSONResponse({"error": "not a task id"}, status_code=404)
     try:
         task = await _ask(request, "inspect", task_id)
+    except TaskNotFoundError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=404)
     except QTasksError as exc:
         return JSONResponse({"error": str(exc)}, status_code=503)
-    if not task:
-        return JSONResponse({"error": f"no task {task_id}"}, status_code=404)
     return JSONResponse(task)
 
 
