@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import socket
 import sys
 from dataclasses import replace
@@ -121,11 +122,19 @@ def serve(settings: DashboardSettings, client_factory: Callable[[], OpsClientLik
     server = uvicorn.Server(config)
     print(f"qtasks dashboard: serving {settings.base_url} for the broker at {settings.broker_url}"
           f"{' (password required)' if settings.password else ''}", flush=True)
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     try:
         server.run(sockets=[listener])
     finally:
         listener.close()
     return 0 if server.started else 1
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    """uvicorn shuts down on SIGTERM/SIGINT, then raises the signal again for the handler it found:
+    this one, so the process ends with code 0 instead of dying of the signal (or a KeyboardInterrupt)."""
+    raise SystemExit(0)
 
 
 def _listen(host: str, port: int) -> socket.socket:
