@@ -55,6 +55,7 @@ class FakeOps:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.closed = False
+        self.closed_by: int | None = None
         self.users: set[int] = set()
         with broker.lock:
             broker.clients.append(self)
@@ -124,6 +125,7 @@ class FakeOps:
 
     def close(self) -> None:
         self.closed = True
+        self.closed_by = threading.get_ident()
 
 
 def dashboard(broker: Broker, **settings: Any) -> TestClient:
@@ -445,5 +447,19 @@ def test_each_pool_thread_has_its_own_client_and_none_is_shared(broker):
 
     assert 1 <= len(broker.clients) <= 2
     assert all(len(client.users) == 1 for client in broker.clients)  # one thread per client, always
-    assert all(client.closed for client in broker.clients)  # closed when the dashboard stops
-    assert {thread for _, _, thread in broker.calls} <= {t for c in broker.clients for t in c.users}
+    assert all(client.closed for client in broker.clients)  # closed when the dashboard stops...
+    assert all(client.closed_by in client.users for client in broker.clients)  # ...by the thread using it
+    assert len(broker.calls) == 4 * 5 * 3  # status, dead letters and latest tasks per overview
+
+
+def test_a_client_whose_broker_did_not_answer_is_replaced(broker):
+    with dashboard(broker, client_threads=1) as test_client:
+        test_client.get("/api/status")
+        broker.down = True
+        test_client.get("/api/status")
+        broker.down = False
+        answer = test_client.get("/api/status")
+
+    first, second = broker.clients
+    assert first.closed_by in first.users and answer.status_code == 200
+    assert second.users == first.users  # the same thread, a new client

@@ -1,24 +1,34 @@
 """The dashboard's way to the broker: blocking OpsClient calls, run off the event loop.
 
-A ZeroMQ socket must never be used by two threads at once, and an OpsClient holds sockets.
-So the calls go to a small pool of threads of our own, and each thread makes its own client
-the first time it needs one and keeps it (a thread runs one call at a time, so its client is
-never shared). A client whose broker did not answer is closed and made again on the next
-call: after a time-out its sockets may hold a request nobody will read.
+A ZeroMQ socket must never be used by two threads at once, and an OpsClient's connection
+belongs to the thread that uses it. So the gateway keeps a few threads of its own, each
+with its own client for its whole life: calls wait in one queue, any free thread takes
+the next one, and a thread closes its client itself when the gateway stops::
+
+    event loop ── call("status") ──▶ jobs queue ──▶ thread 1 (client 1)
+                ◀── future ────────               └▶ thread 2 (client 2)
+
+A client whose broker did not answer is closed and made again on its thread's next call:
+after a time-out its connection may still hold a request nobody will read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, Callable, Protocol
+from concurrent.futures import Future
+from typing import Any, Callable, Optional, Protocol
 
 from qtasks.exc import BrokerUnavailableError
 
 logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 30.0
+"""Seconds ``close`` waits for each thread to finish its call and close its client."""
+
+_Job = tuple[str, tuple[Any, ...], dict[str, Any], "Future[Any]"]
 
 
 class OpsClientLike(Protocol):
@@ -35,56 +45,60 @@ class OpsClientLike(Protocol):
 
 
 class BrokerGateway:
-    """``await gateway.call("status")`` runs ``client.status()`` in a pool thread with that thread's client."""
+    """``await gateway.call("status")`` runs ``client.status()`` on one of ``threads`` threads, with its client."""
 
     def __init__(self, factory: Callable[[], OpsClientLike], threads: int = 2) -> None:
         self._factory = factory
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="qtasks-dashboard-broker")
-        self._local = threading.local()
-        self._clients: list[OpsClientLike] = []
-        self._lock = threading.Lock()  # guards _clients only; no client is used under it
+        self._jobs: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
         self._closed = False
+        self._threads = [threading.Thread(target=self._serve, name=f"qtasks-dashboard-broker-{i}", daemon=True)
+                         for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(self._run, method, args, kwargs))
+        if self._closed:
+            raise RuntimeError("the dashboard is stopping: no more calls to the broker")
+        future: Future[Any] = Future()
+        self._jobs.put((method, args, kwargs, future))
+        return await asyncio.wrap_future(future)
 
-    def _run(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        client = self._client()
+    def _serve(self) -> None:
+        client: Optional[OpsClientLike] = None
         try:
-            return getattr(client, method)(*args, **kwargs)
-        except BrokerUnavailableError:
-            self._discard(client)
-            raise
+            while (job := self._jobs.get()) is not None:
+                method, args, kwargs, future = job
+                if not future.set_running_or_notify_cancel():
+                    continue  # its request went away while it waited
+                try:
+                    if client is None:
+                        client = self._factory()
+                    future.set_result(getattr(client, method)(*args, **kwargs))
+                except BrokerUnavailableError as exc:
+                    if client is not None:
+                        self._close(client)
+                        client = None
+                    future.set_exception(exc)
+                except Exception as exc:  # every error goes back to the request that asked
+                    future.set_exception(exc)
+        finally:
+            if client is not None:
+                self._close(client)
 
-    def _client(self) -> OpsClientLike:
-        client: OpsClientLike | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._factory()
-            with self._lock:
-                if self._closed:
-                    client.close()
-                    raise RuntimeError("the dashboard is shutting down")
-                self._clients.append(client)
-            self._local.client = client
-        return client
-
-    def _discard(self, client: OpsClientLike) -> None:
-        self._local.client = None
-        with self._lock:
-            if client in self._clients:
-                self._clients.remove(client)
-        client.close()
+    @staticmethod
+    def _close(client: OpsClientLike) -> None:
+        try:
+            client.close()
+        except Exception:  # closing is best effort: a new client is made, or the process ends
+            logger.exception("closing a broker client failed")
 
     def close(self) -> None:
-        """Wait for running calls, then close every thread's client (no thread uses them any more)."""
-        with self._lock:
-            self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            try:
-                client.close()
-            except Exception:  # closing is best effort: the process is ending anyway
-                logger.exception("closing a broker client failed")
+        """Let queued calls finish, then each thread closes its own client and ends."""
+        self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(STOP_TIMEOUT)
+            if thread.is_alive():
+                logger.warning("a broker call did not end within %s s; the dashboard stops without it",
+                               STOP_TIMEOUT)
