@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command in ("dashboard", "web"):
-        return run_dashboard(args)
+        return run_dashboard(args, load_app)
     if args.command == "keys":
         return _keys(args)
     if args.command == "dead" and not args.app:

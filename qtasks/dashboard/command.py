@@ -62,31 +62,26 @@ def _options(parser: argparse.ArgumentParser, bind_help: str) -> None:
                         help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: $QTASKS_LOG_LEVEL, else INFO)")
 
 
-def run_dashboard(args: argparse.Namespace) -> int:
-    """The ``dashboard`` / ``web`` sub-command: serve until SIGTERM or Ctrl+C."""
+def run_dashboard(args: argparse.Namespace, load_app: Callable[[str], Any]) -> int:
+    """The ``dashboard`` / ``web`` sub-command: serve until SIGTERM or Ctrl+C (``load_app`` reads ``-A``)."""
     try:
-        settings = settings_from(args)
+        settings = settings_from(args, load_app)
         configure_process_logging(configured_level(args.log_level, logging.INFO))
     except (ConfigError, AppLoadError, ValueError) as exc:
         print(f"qtasks: {exc}", file=sys.stderr)
         return 2
-    try:
-        from qtasks.ops.client import OpsClient
-    except ImportError as exc:
-        print(f"qtasks: the dashboard cannot talk to the broker ({exc})", file=sys.stderr)
-        return 2
+    from qtasks.ops.client import OpsClient
+
     factory = partial(OpsClient, settings.broker_url, timeout=settings.timeout, app=settings.app_name,
                       **settings.curve_options)
     return serve(settings, factory)
 
 
-def settings_from(args: argparse.Namespace) -> DashboardSettings:
+def settings_from(args: argparse.Namespace, load_app: Callable[[str], Any]) -> DashboardSettings:
     broker_url = args.broker or args.broker_url
     app_name = None
     curve: dict[str, Any] = {}
     if args.app:
-        from qtasks.cli import load_app
-
         app = load_app(args.app)
         broker_url = broker_url or app.broker.url
         app_name = app.name
