@@ -131,6 +131,7 @@ def test_a_person_watches_a_task_finish_and_retries_a_failed_one(deployment, tmp
         expect(page.locator("h1 .status")).to_have_text("success")
         expect(page.locator("#result")).to_contain_text("first-try: the second attempt succeeded")
         expect(page.locator("#chain")).to_contain_text(str(failed.uuid)[:8])
+        save_screenshot(page, tmp_path, "dashboard-retried-task.png")
         again = client.get(new_id)
         assert again is not None and again.status == "success"
 

@@ -206,8 +206,22 @@ def test_task_page_shows_arguments_traceback_and_chain(client, broker):
 
     assert "ValueError: first time fails" in parent and f'href="/tasks/{child}"' in parent
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page  # escaped
-    assert "&#34;answer&#34;: 42" in page and f'href="/tasks/{FAILED}"' in page
-    assert 'class="steps"' in page
+    assert "&#34;answer&#34;: 42" in page and 'class="steps"' in page
+    chain = page[page.index('id="chain"'):]
+    assert chain.index(f'href="/tasks/{FAILED}"') < chain.index(f'href="/tasks/{child}"')  # oldest first
+    assert "status-error" in chain and "status-success" in chain
+
+
+def test_a_retry_chain_is_followed_both_ways_and_bounded(client, broker):
+    ids = [str(uuid4()) for _ in range(30)]
+    for index, task_id in enumerate(ids):
+        broker.records[task_id] = record(task_id, "flaky", "error", retry_of=ids[index - 1] if index else None,
+                                         retries=[ids[index + 1]] if index + 1 < len(ids) else [])
+
+    chain = client.get(f"/tasks/{ids[15]}").text.split('id="chain"')[1]
+
+    shown = [task_id for task_id in ids if f'href="/tasks/{task_id}"' in chain]
+    assert shown == ids[5:26]  # ten attempts either side, oldest first
 
 
 def test_unknown_and_malformed_task_ids_are_404(client):

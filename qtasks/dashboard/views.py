@@ -44,6 +44,8 @@ MAX_REASON = 500
 MAX_FORM_FIELDS = 8
 OVERVIEW_TASKS = 10
 OVERVIEW_DEAD = 20
+MAX_CHAIN = 10
+"""Attempts a task page shows on either side of its retry chain (each costs the broker a look-up)."""
 MAX_FLASH = 5
 
 
@@ -160,7 +162,35 @@ async def task_page(request: Request) -> Response:
         return _render(request, "task", {"uuid": task_id, "task": None, "error": str(exc)}, 404)
     except QTasksError as exc:
         return _unavailable(request, "task", exc, {"uuid": task_id, "task": None})
-    return _render(request, "task", {"uuid": task_id, "task": task})
+    return _render(request, "task", {"uuid": task_id, "task": task, "chain": await _chain(request, task)})
+
+
+async def _chain(request: Request, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """The attempts around ``task``, oldest first: the ones it retries (following ``retry_of``) and
+    the ones that retried it (following ``retries``), at most MAX_CHAIN each way. An attempt the
+    broker no longer knows is listed by its uuid alone, and the chain stops there."""
+
+    async def record(task_id: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = await _ask(request, "inspect", task_id)
+            return found
+        except QTasksError:
+            return None
+
+    earlier: list[dict[str, Any]] = []
+    parent = task.get("retry_of")
+    while parent and len(earlier) < MAX_CHAIN:
+        found = await record(parent)
+        earlier.append(found or {"uuid": parent})
+        parent = found.get("retry_of") if found else None
+    later: list[dict[str, Any]] = []
+    waiting = list(task.get("retries") or [])
+    while waiting and len(later) < MAX_CHAIN:
+        child = waiting.pop(0)
+        found = await record(child)
+        later.append(found or {"uuid": child})
+        waiting.extend((found or {}).get("retries") or [])
+    return [*reversed(earlier), task, *later]
 
 
 # JSON
