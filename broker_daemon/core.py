@@ -411,6 +411,7 @@ class BrokerCore:
     def _cancel(self, record: TaskRecord, reason: str) -> None:
         """End it as cancelled now; a worker running it is told to stop (it answers with a RESULT)."""
         record.cancelled(reason, time.time())
+        self.dispatcher.dequeue(record)
         self.totals[Status.CANCEL] += 1
         held = self.inflight.get(record.uuid)
         if held is not None:

@@ -174,6 +174,18 @@ def test_status_shows_queued_depth_per_priority_and_what_each_worker_runs():
     assert status["totals"]["submitted"] == 4 and status["rates"]["submitted"] == pytest.approx(4 / 60)
 
 
+def test_a_task_cancelled_in_line_leaves_the_depth_and_is_never_dispatched():
+    h = Harness()
+    first, cancelled, last = (envelope("t", priority) for priority in (3, 3, 1))
+    h.send(CLIENT, p.Submit(1, None, [first, cancelled, last]))
+    h.send(CLIENT, p.Cancel(2, [cancelled.uuid], "no"))
+    [queue] = h.reply(p.Ops(3, "status")).value["queues"]
+    assert queue["depth"] == 2 and queue["by_priority"] == {"1": 1, "3": 1}
+    out = h.send(b"w", p.Ready("q", 5, 11, "host"))
+    assert [d.envelope.uuid for d in h.deliveries(out)] == [last.uuid, first.uuid]
+    assert len(h.core.dispatcher.queues["q"]) == 0 and h.core.dispatcher.queues["q"].levels() == {}
+
+
 def test_retry_runs_an_ended_task_again_as_a_linked_task_once():
     h = Harness()
     h.send(b"w", p.Ready("q", 1, 11, "host"))
