@@ -201,10 +201,7 @@ class BrokerCore:
     def flush(self) -> list[tuple[bytes, Message]]:
         """Dispatch what can be dispatched and hand over everything that must be sent."""
         # dispatches go out first: they are on every task's critical path
-        dispatches = self.dispatcher.dispatch()
-        if dispatches:
-            self.telemetry.dispatched(dispatches)
-            self._outgoing[:0] = dispatches
+        self._outgoing[:0] = self.dispatcher.dispatch()
         if self._progress:
             for peer, steps in self._progress.items():
                 self._outgoing.append((peer, Progress(steps)))
@@ -249,6 +246,7 @@ class BrokerCore:
                                        else _HEARTBEAT))
         self.waiters.expire(now)
         self.watchers.expire(now)
+        self.telemetry.sample(time.time())
         if self._orphans and now >= self._orphans_until:
             self._requeue_orphans()
         if self._gone_peers:
@@ -275,7 +273,7 @@ class BrokerCore:
             if record.ended or record.status != Status.PROCESS or self.inflight.get(record.uuid) is not None:
                 continue
             self.totals["lost"] += 1
-            self.telemetry.lost(record.uuid, record.envelope.task_name)
+            self.telemetry.lost(record)
             if record.lost(shared=False, max_attempts=self.max_attempts):
                 requeued += 1
                 self.dispatcher.requeue(record, refund=False)
@@ -363,7 +361,7 @@ class BrokerCore:
             else:
                 self.dispatcher.enqueue(record)
         self.totals["submitted"] += len(fresh)
-        self.telemetry.submitted([r.envelope.task_name for r in fresh], now)
+        self.telemetry.submitted([r.envelope.task_name for r in fresh])
         if msg.wait is not None:
             self._watch(peer, [e.uuid for e in msg.envelopes], msg.wait)
         self._outgoing.append((peer, Reply(msg.req_id, Reply.submit_value(len(fresh), self.hello))))
@@ -413,6 +411,7 @@ class BrokerCore:
     def _cancel(self, record: TaskRecord, reason: str) -> None:
         """End it as cancelled now; a worker running it is told to stop (it answers with a RESULT)."""
         record.cancelled(reason, time.time())
+        self.dispatcher.dequeue(record)
         self.totals[Status.CANCEL] += 1
         held = self.inflight.get(record.uuid)
         if held is not None:
@@ -637,9 +636,10 @@ class BrokerCore:
             if outcome.status not in FINAL_STATUSES:
                 log.warning("ignored a result with status %r for task %s", outcome.status, uuid.hex())
                 continue
+            began = record.updated_at  # when it was dispatched
             record.finished(outcome.status, outcome.returning, outcome.traceback, outcome.extra, now)
             self.totals[outcome.status] += 1
-            self._finish(record)
+            self._finish(record, began)
         if peer not in self.workers:
             self._not_ready(peer)
 
@@ -665,11 +665,11 @@ class BrokerCore:
         child.extra.update(lineage)
         self.storage.add_many([child])
         self.limits.added(child)
+        self.telemetry.retried(record, traceback, now)  # before retried(): updated_at is when it started
         record.retried(child_uuid, str(uuid_module.UUID(bytes=child_uuid)), remaining, traceback, now)
         self.storage.save(record)
         self.limits.ended(record)
         self.totals[Status.RETRY] += 1
-        self.telemetry.retried(record.uuid, parent.task_name, traceback, now)
         for peer, deadline, asked in self.waiters.pop(parent.uuid):
             self.waiters.add(child_uuid, peer, deadline, asked)
         for peer, deadline, asked in self.watchers.pop(parent.uuid):
@@ -723,7 +723,7 @@ class BrokerCore:
             if record is None or record.ended:
                 continue
             self.totals["lost"] += 1
-            self.telemetry.lost(uuid, record.envelope.task_name)
+            self.telemetry.lost(record)
             if not record.lost(shared=shared, max_attempts=self.max_attempts):
                 failed += 1
                 self._fail(record, f"WorkerLostError: the worker process running this task was lost "
@@ -757,12 +757,12 @@ class BrokerCore:
         self.totals[Status.ERROR] += 1
         self._finish(record)
 
-    def _finish(self, record: TaskRecord) -> None:
-        """The record reached a final status: persist it and push it to whoever waits."""
+    def _finish(self, record: TaskRecord, began: Optional[float] = None) -> None:
+        """The record reached a final status (``began``: when the run that ended it started): persist
+        it and push it to whoever waits."""
         self.storage.save(record)
         self.limits.ended(record)
-        self.telemetry.finished(record.uuid, record.envelope.task_name, record.status, record.traceback,
-                                record.updated_at)
+        self.telemetry.finished(record, began)
         self._orphans.pop(record.uuid, None)
         self.watchers.pop(record.uuid)
         waiting = self.waiters.pop(record.uuid)

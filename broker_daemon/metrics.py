@@ -19,17 +19,23 @@ rare scrape that meets a table in the middle of a change. Names::
 
 Task names past ``telemetry.MAX_TASK_NAMES`` share the label ``other``, and queues past
 ``MAX_QUEUES`` are left out, so the number of series stays bounded.
+
+The broker's routing loop and the HTTP thread share one interpreter lock, so scrapes are
+bounded in what they may take from routing: one thread answers them one at a time, and a
+scrape that comes sooner than ``MIN_INTERVAL`` after the last one waits (sleeping, which
+holds no lock) until then. Prometheus scrapes every 15 s or so; a client scraping in a loop
+gets ``1 / MIN_INTERVAL`` answers a second and routing hardly notices (see the README).
 """
 
 from __future__ import annotations
 
-import logging
+import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Iterator
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -38,9 +44,12 @@ from broker_daemon.telemetry import OUTCOMES
 if TYPE_CHECKING:
     from broker_daemon.core import BrokerCore
 
-log = logging.getLogger("qtasks.broker")
 
 MAX_QUEUES = 100
+MIN_INTERVAL = 0.5
+"""Seconds between the starts of two scrapes, at least."""
+REQUEST_TIMEOUT = 10.0
+"""Seconds a scraper may take to send its request (one slow client holds up only other scrapes)."""
 _TRIES = 5
 
 
@@ -91,6 +100,29 @@ class BrokerCollector(Collector):
         ]
 
 
+class _Quiet(WSGIRequestHandler):
+    timeout = REQUEST_TIMEOUT
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line per scrape."""
+
+
+class _Spaced:
+    """WSGI middleware: each request starts at least ``MIN_INTERVAL`` after the one before (one thread
+    serves them, so they never overlap)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self._last = float("-inf")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        wait = self._last + MIN_INTERVAL - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last = time.monotonic()
+        return self.app(environ, start_response)
+
+
 class MetricsServer:
     """The HTTP endpoint (``/metrics``) in a thread of its own."""
 
@@ -98,9 +130,11 @@ class MetricsServer:
         registry = CollectorRegistry()
         registry.register(BrokerCollector(core))
         ProcessCollector(registry=registry)
-        self._server: WSGIServer
-        self._thread: threading.Thread
-        self._server, self._thread = start_http_server(port, host, registry=registry)
+        server_class = type("MetricsHTTPServer", (WSGIServer,),
+                            {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+        self._server: WSGIServer = make_server(host, port, _Spaced(make_wsgi_app(registry)), server_class, _Quiet)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="qtasks-metrics", daemon=True)
+        self._thread.start()
         self.host = host
         self.port: int = self._server.server_address[1]
 

@@ -85,10 +85,10 @@ def status(core: BrokerCore) -> dict[str, Any]:
     for worker in core.workers.values():
         running = []
         for uuid in core.inflight.held(worker.identity):
-            since = telemetry.since(uuid)
             record = storage.get(uuid)
             running.append({"uuid": text(uuid), "name": record.envelope.task_name if record else None,
-                            "since": since})
+                            # a running record's updated_at is when it was dispatched (steps leave it)
+                            "since": record.updated_at if record and record.status == Status.PROCESS else None})
         workers.append({"id": worker.identity.decode("utf-8", "replace"), "host": worker.host, "pid": worker.pid,
                         "queue": worker.queue, "slots": worker.concurrency, "busy": worker.busy,
                         "joined_at": worker.joined_at, "last_seen_ago": time.monotonic() - worker.last_seen,
@@ -99,7 +99,7 @@ def status(core: BrokerCore) -> dict[str, Any]:
                    "in_flight": len(core.inflight), "max_attempts": core.max_attempts},
         "queues": queues,
         "workers": workers,
-        "rates": telemetry.rates_now(now),
+        "rates": telemetry.rates_now(),
         "totals": dict(core.totals),
         "failures": telemetry.failures_now(),
         "timers": core.timer_reports.listing(time.monotonic()),

@@ -1,14 +1,14 @@
 """What the broker has been doing, kept small enough to update on every task event.
 
-The core calls one method per event (submitted, started, finished, retried, lost); each
-costs a few dict and list operations. Everything here is bounded::
+The core calls one method per event (submitted, finished, retried, lost); each costs a few
+dict and list operations, and none runs per dispatch: a record's ``updated_at`` is its
+dispatch time while it runs, so queue wait and run time are both measured when it ends. Everything here is bounded::
 
-    rates      three rings of 60 one-second buckets (submitted, finished, failed), and
-               the second each bucket holds: a stale bucket counts as zero
+    rates      the running totals (submitted, finished, failed) as they were once a second
+               over the last minute (``sample``, from the broker's tick: nothing per event)
     failures   {exception type: Failure}  at most MAX_FAILURE_TYPES, least recent dropped
     per task   {task name: TaskStats}     at most MAX_TASK_NAMES, later names pooled as "other"
                TaskStats: counts per outcome, queue-wait and run-time histograms
-    started    {uuid: (since, name)}      the deliveries running now (as many as in flight)
 
 ``status`` and the Prometheus collector read it at request or scrape time, so routing pays
 for nothing but the updates. The collector reads from another thread: it copies the dicts
@@ -20,12 +20,14 @@ from __future__ import annotations
 import time
 import uuid as uuid_module
 from bisect import bisect_left
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from qtasks.enums import TaskStatusEnum
-from qtasks.protocol import Dispatch
+
+if TYPE_CHECKING:
+    from broker_daemon.records import TaskRecord
 
 WINDOW = 60
 """Seconds the rates cover."""
@@ -45,19 +47,23 @@ _FINAL: dict[str, int] = {TaskStatusEnum.SUCCESS: _SUCCEEDED, TaskStatusEnum.ERR
 
 
 class Histogram:
-    """Counts per bucket (the last one: above every bound), their sum and how many."""
+    """Counts per bucket (the last one: above every bound) and their sum."""
 
-    __slots__ = ("counts", "total", "count")
+    __slots__ = ("counts", "total")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.total = 0.0
-        self.count = 0
 
     def observe(self, seconds: float) -> None:
+        if seconds < 0.0:  # another host's clock
+            seconds = 0.0
         self.counts[bisect_left(BUCKETS, seconds)] += 1
         self.total += seconds
-        self.count += 1
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
     def cumulative(self) -> list[tuple[str, int]]:
         """Prometheus' shape: (upper bound, observations at or below it), ending with ``+Inf``."""
@@ -74,7 +80,7 @@ class TaskStats:
     def __init__(self) -> None:
         self.outcomes = [0] * len(OUTCOMES)
         self.wait = Histogram()
-        """Seconds from submit to the delivery that ran it."""
+        """Seconds from submit to the delivery whose result ended it (observed at the result)."""
         self.run = Histogram()
         """Seconds from that delivery to its result."""
 
@@ -89,28 +95,28 @@ class Failure:
 
 
 class Rates:
-    """Events per second over the last ``WINDOW`` seconds, from one bucket per second."""
+    """Per second over the last ``WINDOW`` seconds: today's running totals minus those of a minute ago.
 
-    __slots__ = ("seconds", "counts")
+    ``sample`` keeps the totals once a second at most (the broker calls it on every tick); the
+    oldest sample kept is the newest one at least ``WINDOW`` seconds old (or the start, all zeros),
+    so the window is ``WINDOW`` seconds plus at most the time between two samples.
+    """
 
-    def __init__(self, kinds: int) -> None:
-        self.seconds = [-1] * WINDOW
-        self.counts = [[0] * WINDOW for _ in range(kinds)]
+    __slots__ = ("samples",)
 
-    def add(self, kind: int, now: float, n: int = 1) -> None:
-        second = int(now)
-        slot = second % WINDOW
-        if self.seconds[slot] != second:
-            self.seconds[slot] = second
-            for counts in self.counts:
-                counts[slot] = 0
-        self.counts[kind][slot] += n
+    def __init__(self, kinds: int, now: float) -> None:
+        self.samples: deque[tuple[float, tuple[int, ...]]] = deque([(now, (0,) * kinds)])
 
-    def per_second(self, kind: int, now: float) -> float:
-        """Over the ``WINDOW`` seconds before ``now``'s (the current second is included)."""
-        oldest = int(now) - WINDOW
-        counts = self.counts[kind]
-        return sum(c for s, c in zip(self.seconds, counts, strict=True) if s > oldest) / WINDOW
+    def sample(self, totals: tuple[int, ...], now: float) -> None:
+        samples = self.samples
+        if now - samples[-1][0] >= 1.0:
+            samples.append((now, totals))
+        while len(samples) > 1 and samples[1][0] <= now - WINDOW:
+            samples.popleft()
+
+    def per_second(self, totals: tuple[int, ...]) -> tuple[float, ...]:
+        base = self.samples[0][1]
+        return tuple((now - then) / WINDOW for now, then in zip(totals, base, strict=True))
 
 
 def exception_of(traceback: Optional[str]) -> tuple[str, str]:
@@ -130,11 +136,10 @@ def exception_of(traceback: Optional[str]) -> tuple[str, str]:
 class Telemetry:
     """The broker's counters; ``now`` arguments are ``time.time()`` seconds."""
 
-    def __init__(self) -> None:
-        self.rates = Rates(3)
+    def __init__(self, now: Optional[float] = None) -> None:
+        self.rates = Rates(3, time.time() if now is None else now)
         self.failures: OrderedDict[str, Failure] = OrderedDict()
         self.tasks: dict[str, TaskStats] = {}
-        self.started: dict[bytes, tuple[float, str]] = {}
 
     def _task(self, name: str) -> TaskStats:
         stats = self.tasks.get(name)
@@ -148,52 +153,40 @@ class Telemetry:
 
     # ------------------------------------------------------------------ events
 
-    def submitted(self, names: Iterable[str], now: float) -> None:
-        n = 0
+    def submitted(self, names: Iterable[str]) -> None:
+        tasks = self.tasks
         for name in names:
-            self._task(name).outcomes[_SUBMITTED] += 1
-            n += 1
-        if n:
-            self.rates.add(0, now, n)
+            (tasks.get(name) or self._task(name)).outcomes[_SUBMITTED] += 1
 
-    def dispatched(self, dispatches: list[tuple[bytes, Dispatch]]) -> None:
-        """Deliveries went out to workers: they start now, after waiting since their submit."""
-        now = time.time()
-        started = self.started
-        for _, message in dispatches:
-            for delivery in message.deliveries:
-                envelope = delivery.envelope
-                name = envelope.task_name
-                started[envelope.uuid] = (now, name)
-                self._task(name).wait.observe(max(0.0, now - envelope.created_at))
-
-    def finished(self, uuid: bytes, name: str, status: str, traceback: Optional[str], now: float) -> None:
-        """It ended ``success``, ``error`` or ``cancel``."""
-        stats = self._task(name)
-        outcome = _FINAL.get(status)
-        if outcome is not None:
-            stats.outcomes[outcome] += 1
-        began = self.started.pop(uuid, None)
+    def finished(self, record: TaskRecord, began: Optional[float] = None) -> None:
+        """It ended ``success``, ``error`` or ``cancel`` (``updated_at``: when); ``began``: when the run
+        that ended it was dispatched (None: the broker ended it, no run is timed)."""
+        envelope = record.envelope
+        name = envelope.task_name
+        stats = self.tasks.get(name) or self._task(name)
+        outcome = _FINAL.get(record.status)
+        if outcome is None:
+            return
+        stats.outcomes[outcome] += 1
         if began is not None:
-            stats.run.observe(max(0.0, now - began[0]))
-        self.rates.add(1, now)
-        if status == TaskStatusEnum.ERROR:
-            self.rates.add(2, now)
-            self._failed(uuid, name, traceback, now)
+            stats.wait.observe(began - envelope.created_at)
+            stats.run.observe(record.updated_at - began)
+        if outcome == _FAILED:
+            self._failed(envelope.uuid, name, record.traceback, record.updated_at)
 
-    def retried(self, uuid: bytes, name: str, traceback: Optional[str], now: float) -> None:
-        """It failed and a child task runs it again."""
-        stats = self._task(name)
+    def retried(self, record: TaskRecord, traceback: Optional[str], now: float) -> None:
+        """Its run failed and a child task runs it again (call it while ``updated_at`` is still when
+        that run was dispatched)."""
+        envelope = record.envelope
+        stats = self._task(envelope.task_name)
         stats.outcomes[_RETRIED] += 1
-        began = self.started.pop(uuid, None)
-        if began is not None:
-            stats.run.observe(max(0.0, now - began[0]))
-        self._failed(uuid, name, traceback, now)
+        stats.wait.observe(record.updated_at - envelope.created_at)
+        stats.run.observe(now - record.updated_at)
+        self._failed(envelope.uuid, envelope.task_name, traceback, now)
 
-    def lost(self, uuid: bytes, name: str) -> None:
+    def lost(self, record: TaskRecord) -> None:
         """The worker running it was lost."""
-        self._task(name).outcomes[_LOST] += 1
-        self.started.pop(uuid, None)
+        self._task(record.envelope.task_name).outcomes[_LOST] += 1
 
     def _failed(self, uuid: bytes, name: str, traceback: Optional[str], now: float) -> None:
         kind, message = exception_of(traceback)
@@ -210,9 +203,23 @@ class Telemetry:
 
     # ------------------------------------------------------------------ reading
 
-    def rates_now(self, now: Optional[float] = None) -> dict[str, float]:
-        now = time.time() if now is None else now
-        return {kind: self.rates.per_second(i, now) for i, kind in enumerate(("submitted", "finished", "failed"))}
+    def totals(self) -> tuple[int, int, int]:
+        """(submitted, finished, failed) since the start, every task name together."""
+        submitted = finished = failed = 0
+        for stats in list(self.tasks.values()):
+            outcomes = stats.outcomes
+            submitted += outcomes[_SUBMITTED]
+            finished += outcomes[_SUCCEEDED] + outcomes[_FAILED] + outcomes[_CANCELLED]
+            failed += outcomes[_FAILED]
+        return submitted, finished, failed
+
+    def sample(self, now: float) -> None:
+        """Keep the totals for the rates (once a second at most; the broker calls it on every tick)."""
+        self.rates.sample(self.totals(), now)
+
+    def rates_now(self) -> dict[str, float]:
+        """Per second over the last minute."""
+        return dict(zip(("submitted", "finished", "failed"), self.rates.per_second(self.totals()), strict=True))
 
     def failures_now(self) -> list[dict[str, Any]]:
         """Newest first."""
@@ -220,9 +227,6 @@ class Telemetry:
                  "last": {"uuid": _text(f.uuid), "name": f.name, "at": f.at, "message": f.message}}
                 for kind, f in reversed(list(self.failures.items()))]
 
-    def since(self, uuid: bytes) -> Optional[float]:
-        began = self.started.get(uuid)
-        return None if began is None else began[0]
 
 
 def _text(uuid: bytes) -> str:

@@ -25,6 +25,7 @@ import socket
 import threading
 import uuid as uuid_module
 from abc import ABC, abstractmethod
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Iterator, Optional
@@ -48,6 +49,7 @@ REPORT_EVERY = 10.0
 REPORT_TTL = 3 * REPORT_EVERY
 """Seconds the broker keeps a report that is not refreshed (the timer stopped or lost its way)."""
 REPORT_JOB_ID = "qtasks-timer-report"
+STOP_REPORT_WAIT = 1.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -146,7 +148,8 @@ class BaseTimer(ABC):
 
     def report(self, *, stopping: bool = False) -> None:
         """Send the next fire times to the broker, without waiting (a lost report is sent again
-        within ``REPORT_EVERY``; ``stopping``: tell it to forget them)."""
+        within ``REPORT_EVERY``); ``stopping``: tell it to forget them, waiting for the answer up
+        to ``STOP_REPORT_WAIT`` seconds, since the process ends next."""
         send = getattr(self.app.broker, "ops", None)
         if send is None:  # a user broker that does not speak to a QTasks broker daemon
             return
@@ -162,6 +165,8 @@ class BaseTimer(ABC):
             self.log.debug("could not report the timer's schedules: %s", exc)
             return
         future.add_done_callback(self._reported)
+        if stopping:
+            futures_wait([future], STOP_REPORT_WAIT)
 
     def _reported(self, future: Any) -> None:
         error = future.exception()
