@@ -477,3 +477,21 @@ def test_a_client_whose_broker_did_not_answer_is_replaced(broker):
     first, second = broker.clients
     assert first.closed_by in first.users and answer.status_code == 200
     assert second.users == first.users  # the same thread, a new client
+
+
+# how values read
+
+
+def test_times_durations_and_values_read_well():
+    from qtasks.dashboard import display
+
+    assert display.clock(0) == "1970-01-01 00:00:00"
+    assert display.timestamp("1970-01-01T00:01:00") == 60.0 == display.timestamp("1970-01-01T01:01:00+01:00")
+    assert display.timestamp("soon") is None and display.timestamp(True) is None and display.clock(None) == "-"
+    assert [display.duration(s) for s in (0.5, 45, 725, 3723, 2 * 86400 + 4 * 3600)] == [
+        "0.50 s", "45 s", "12 min 05 s", "1 h 02 min", "2 d 4 h"]
+    assert display.priorities({"10": 1, "9": 2, "x": 3}) == [("9", 2), ("10", 1), ("x", 3)]
+    assert display.last_line("Traceback...\n  line\nValueError: no\n\n") == "ValueError: no"
+    long = display.shown("x" * (display.MAX_SHOWN + 10))
+    assert len(long) < display.MAX_SHOWN + 40 and long.endswith("(10 more characters)")
+    assert display.shown({"a": [1, 2]}) == '{\n  "a": [\n    1,\n    2\n  ]\n}'
