@@ -3,7 +3,8 @@ own process, and Debian's chromium driven by Playwright.
 
 Given a small deployment and the dashboard open in a browser, when a task is submitted the
 overview shows it appear and finish without a reload; when a task fails the first time, its
-"retry" button on the overview starts a new attempt whose page shows it succeed. A screenshot
+"retry" button on the overview starts a new attempt whose page shows it succeed; when the broker
+stops, the open page says that it does not answer. A screenshot
 is saved under pytest's tmp dir and, when ``$QTASKS_ARTIFACTS`` is set, to
 ``artifacts/dashboard.png`` in the repository (``QTASKS_ARTIFACTS=/some/dir`` copies there instead).
 
@@ -47,8 +48,8 @@ expect.set_options(timeout=WAIT_MS)
 @contextmanager
 def dashboard_process(broker_url: str, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """``qtasks --broker URL dashboard --bind 127.0.0.1:0``; yields the URL it serves."""
-    proc = popen([sys.executable, "-m", "qtasks", "--broker", broker_url, "dashboard", "--bind", "127.0.0.1:0",
-                  "--refresh", "0.5", *extra], env=env, stdout=subprocess.PIPE)
+    proc = popen([sys.executable, "-m", "qtasks", "--broker", broker_url, "--timeout", "2", "dashboard",
+                  "--bind", "127.0.0.1:0", "--refresh", "0.5", *extra], env=env, stdout=subprocess.PIPE)
     try:
         yield read_line_matching(proc, r"serving (http://\S+)", 30).group(1)
     finally:
@@ -79,13 +80,14 @@ def save_screenshot(page: Page, tmp_path: Path, name: str = "dashboard.png") -> 
 
 
 @pytest.fixture()
-def deployment() -> Iterator[tuple[str, QueueTasks]]:
-    """A broker daemon and one worker process serving ``tests.apps.dashboard``; yields (url, a client app)."""
-    with broker_process() as (url, _), worker_process(APP, url, processes=1, stderr=subprocess.DEVNULL):
+def deployment() -> Iterator[tuple[str, subprocess.Popen[str], QueueTasks]]:
+    """A broker daemon and one worker process serving ``tests.apps.dashboard``; yields (url, the broker
+    process, a client app)."""
+    with broker_process() as (url, broker), worker_process(APP, url, processes=1, stderr=subprocess.DEVNULL):
         client = QueueTasks(name="dashboard-demo", broker_url=url)
         try:
             wait_for_workers(client, 1)
-            yield url, client
+            yield url, broker, client
         finally:
             client.close()
 
@@ -95,7 +97,7 @@ def row(page: Page, section: str, task_id: Any) -> Any:
 
 
 def test_a_person_watches_a_task_finish_and_retries_a_failed_one(deployment, tmp_path):
-    url, client = deployment
+    url, broker, client = deployment
     with dashboard_process(url) as base, browser_page() as page:
         # Given the overview, open in the browser, with the worker listed
         page.goto(base)
@@ -140,4 +142,11 @@ def test_a_person_watches_a_task_finish_and_retries_a_failed_one(deployment, tmp
         expect(row(page, "recent", new_id).locator(".status")).to_have_text("success")
         expect(row(page, "recent", failed.uuid).locator(".status")).to_have_text("error")
         shot = save_screenshot(page, tmp_path)
+
+        # When the broker stops, the open page says so, still without a reload
+        page.evaluate("window.__sameDocument = true")
+        stop_process(broker)
+        expect(page.locator("#live .banner")).to_contain_text("no QTasks broker answered")
+        expect(page.locator("#live-state")).to_have_attribute("data-state", "down")
+        assert page.evaluate("window.__sameDocument") is True
     assert shot.stat().st_size > 10_000
