@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -84,10 +85,30 @@ def test_the_password_from_the_environment_guards_every_page():
         status, headers, _ = get(base, "/")
         api_status, _, _ = get(base, "/api/status")
         login_status, _, login = get(base, "/login")
+        kept_alive_ms = kept_alive_times(base, "/static/dashboard.css", 15)
 
     assert status == 303 and headers["location"] == "/login?next=/"
     assert api_status == 401
     assert login_status == 200 and 'type="password"' in login
+    # a response's head and body leave at once (TCP_NODELAY), not after the browser's delayed ACK (~40 ms)
+    assert statistics.median(kept_alive_ms) < 35, kept_alive_ms
+
+
+def kept_alive_times(base: str, path: str, count: int) -> list[float]:
+    """Milliseconds of ``count`` GETs over one kept-alive connection."""
+    parts = urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    times = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.request("GET", path)
+            response = connection.getresponse()
+            assert response.status == 200 and response.read()
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        connection.close()
+    return times
 
 
 def test_with_the_app_the_dashboard_uses_its_broker_and_stops_cleanly_on_sigterm():

@@ -133,6 +133,17 @@ def _stopped(signum: int, frame: Any) -> None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, made with ``IPPROTO_TCP``: asyncio sets TCP_NODELAY only on connections of
+    such sockets, and without it a kept-alive response whose head and body go out in two writes
+    waits about 40 ms for the browser's delayed ACK."""
     address = "127.0.0.1" if host == "localhost" else host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return socket.create_server((address, port), family=family)
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
