@@ -10,12 +10,15 @@ shared machine hits both alike:
   scraped   ``--metrics 127.0.0.1:0`` and a thread fetching /metrics in a loop the whole time
   status    a thread asking ``OpsClient.status()`` in a loop the whole time
 
-Prints every figure and the median per mode (tasks/s).
+Prints every figure and the median per mode: tasks/s, and the broker process's CPU time per task
+(user + system, from /proc), which other programs on a shared machine disturb far less than
+wall-clock throughput.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -41,8 +44,15 @@ def _loop(action: Callable[[], object], stop: threading.Event, counter: list[int
         counter[0] += 1
 
 
-def one_run(mode: str, tasks: int, batch: int, concurrency: int) -> tuple[float, int]:
-    """(pipelined tasks/s, how many scrapes or status calls ran meanwhile)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(mode: str, tasks: int, batch: int, concurrency: int) -> tuple[float, float, int]:
+    """(pipelined tasks/s, broker CPU microseconds per task, how many scrapes or status calls ran meanwhile)."""
     extra = ("--metrics", "127.0.0.1:0") if _has_metrics() else ()
     broker, url = start_broker(*extra)
     metrics_url: Optional[str] = None
@@ -65,7 +75,9 @@ def one_run(mode: str, tasks: int, batch: int, concurrency: int) -> tuple[float,
                 watcher = threading.Thread(target=_loop, args=(client.status, stop, counter), daemon=True)
             if watcher is not None:
                 watcher.start()
+            before = cpu_seconds(broker.pid)
             pipelined, _ = throughput(url, tasks, batch)
+            cpu = (cpu_seconds(broker.pid) - before) / (2 * tasks) * 1e6  # throughput() runs the tasks twice
         finally:
             stop.set()
             if watcher is not None:
@@ -73,7 +85,7 @@ def one_run(mode: str, tasks: int, batch: int, concurrency: int) -> tuple[float,
             stop_process(workers)
     finally:
         stop_process(broker)
-    return pipelined, counter[0]
+    return pipelined, cpu, counter[0]
 
 
 def main() -> None:
@@ -85,15 +97,16 @@ def main() -> None:
     parser.add_argument("--modes", default="plain,scraped")
     args = parser.parse_args()
     modes = args.modes.split(",")
-    figures: dict[str, list[float]] = {mode: [] for mode in modes}
+    figures: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
     for round_ in range(args.rounds):
         for mode in modes:
-            rate, watched = one_run(mode, args.tasks, args.batch, args.concurrency)
-            figures[mode].append(rate)
-            print(f"round {round_ + 1} {mode:8} {rate:9.0f} tasks/s" + (f"  ({watched} requests meanwhile)"
-                                                                        if mode != "plain" else ""), flush=True)
-    for mode, rates in figures.items():
-        print(f"median {mode:8} {statistics.median(rates):9.0f} tasks/s over {len(rates)} runs")
+            rate, cpu, watched = one_run(mode, args.tasks, args.batch, args.concurrency)
+            figures[mode].append((rate, cpu))
+            print(f"round {round_ + 1} {mode:8} {rate:9.0f} tasks/s  broker CPU {cpu:6.1f} us/task"
+                  + (f"  ({watched} requests meanwhile)" if mode != "plain" else ""), flush=True)
+    for mode, runs in figures.items():
+        print(f"median {mode:8} {statistics.median(r for r, _ in runs):9.0f} tasks/s  broker CPU "
+              f"{statistics.median(c for _, c in runs):6.1f} us/task over {len(runs)} runs")
 
 
 if __name__ == "__main__":

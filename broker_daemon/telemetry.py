@@ -2,7 +2,8 @@
 
 The core calls one method per event (submitted, finished, retried, lost); each costs a few
 dict and list operations, and none runs per dispatch: a record's ``updated_at`` is its
-dispatch time while it runs, so queue wait and run time are both measured when it ends. Everything here is bounded::
+dispatch time while it runs, so queue wait and run time are both measured when it ends.
+Everything here is bounded::
 
     rates      the running totals (submitted, finished, failed) as they were once a second
                over the last minute (``sample``, from the broker's tick: nothing per event)
@@ -37,6 +38,8 @@ OTHER = "other"
 """The task-name label of every name past ``MAX_TASK_NAMES`` (metrics' label cardinality stays bounded)."""
 MAX_MESSAGE = 500
 """Characters of a failure's message kept."""
+TAIL = 4096
+"""Characters at the end of a traceback looked at for its exception."""
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 """Upper bounds (seconds) of the queue-wait and run-time histograms (Prometheus' defaults, then longer)."""
 OUTCOMES = ("submitted", "succeeded", "failed", "retried", "cancelled", "lost")
@@ -85,7 +88,7 @@ class TaskStats:
         """Seconds from that delivery to its result."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Failure:
     count: int
     uuid: bytes
@@ -95,7 +98,7 @@ class Failure:
 
 
 class Rates:
-    """Per second over the last ``WINDOW`` seconds: today's running totals minus those of a minute ago.
+    """Per second over the last ``WINDOW`` seconds: the running totals now minus those of a minute ago.
 
     ``sample`` keeps the totals once a second at most (the broker calls it on every tick); the
     oldest sample kept is the newest one at least ``WINDOW`` seconds old (or the start, all zeros),
@@ -121,7 +124,7 @@ class Rates:
 
 def exception_of(traceback: Optional[str]) -> tuple[str, str]:
     """(exception type, message) from a traceback's last line, e.g. ``ValueError: bad input``."""
-    lines = [line for line in (traceback or "").strip().splitlines() if line.strip()]
+    lines = [line for line in (traceback or "")[-TAIL:].strip().splitlines() if line.strip()]
     if not lines:
         return "Error", ""
     last = lines[-1].strip()

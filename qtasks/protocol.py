@@ -527,7 +527,9 @@ class Ops:
                 raise ValueError(f"jobs must be an array of at most {cls.MAX_TIMER_JOBS}")
             for job in jobs:
                 task, trigger, next_fire = _array(job, 3, "a timer job")
-                _check(isinstance(task, str) and isinstance(trigger, str), "a timer job names its task and trigger")
+                _check(isinstance(task, str) and isinstance(trigger, str) and len(task) <= cls.MAX_TEXT
+                       and len(trigger) <= cls.MAX_TEXT, f"a timer job names its task and trigger, in at most "
+                                                         f"{cls.MAX_TEXT} characters each")
                 _optional_number(next_fire, "next fire")
         return cls(_int(req_id, "req_id"), op, args)
 

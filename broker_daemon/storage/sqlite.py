@@ -261,16 +261,16 @@ class SQLiteStorage(Storage):
         if limit <= 0:
             return []
         self.commit()
-        where, args = [], []
+        # a walk down the rowid tree from the newest row, ending at `limit` matches or MAX_SCAN rows back
+        where, args = [f"rowid > (SELECT coalesce(max(rowid), 0) FROM tasks) - {MAX_SCAN}"], []
         for column, value in (("status", status), ("name", name), ("queue", app)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
-        newest = f"SELECT rowid AS seq, {_COLUMNS} FROM tasks ORDER BY rowid DESC LIMIT {MAX_SCAN}"
-        rows = self._db.execute(f"SELECT * FROM ({newest}){' WHERE ' + ' AND '.join(where) if where else ''} "
-                                "ORDER BY seq DESC LIMIT ?", (*args, limit))
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?",
+                                (*args, limit))
         live = self._live
-        return [live.get(row[1]) or _record(row[1:]) for row in rows]
+        return [live.get(row[0]) or _record(row) for row in rows]
 
     def delete_dead(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
         return self._delete(*_dead_filter(app, task_name))

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, TypeVar
 from qtasks.brokers import ZmqBroker
 from qtasks.client.calls import PendingCall
 from qtasks.configs import QueueConfig
+from qtasks.enums import ENDED_STATUSES
 from qtasks.exc import BrokerReplyError, InvalidTaskIdError, TaskNotFoundError
 from qtasks.ops.values import task_dict, uuid_text
 from qtasks.protocol import Dead, Ops, TaskSnapshot, TaskView
@@ -111,10 +112,12 @@ class OpsClient:
             raise TaskNotFoundError(uuid_text(raw), self.url)
         after: list[Optional[TaskSnapshot]] = self._ask(
             lambda b: b.cancel([raw], reason or DEFAULT_CANCEL_REASON), lambda v: v)
-        snapshot = after[0] if after else None
-        if snapshot is None:
+        was, now = before[0], after[0] if after else None
+        if now is None:
             raise TaskNotFoundError(uuid_text(raw), self.url)
-        return snapshot.status == "cancel" and snapshot.extra.get("cancel_reason") == (reason or DEFAULT_CANCEL_REASON)
+        if now.envelope.uuid != was.envelope.uuid:  # it was retried: the cancel reached its last attempt
+            return now.status == "cancel"
+        return was.status not in ENDED_STATUSES and now.status == "cancel"
 
     def retry(self, uuid: str) -> str:
         """Run a task that ended ``error`` or ``cancel`` again, as a new task whose record links back to

@@ -154,7 +154,7 @@ class BaseTimer(ABC):
         if send is None:  # a user broker that does not speak to a QTasks broker daemon
             return
         jobs = [] if stopping else [
-            [job.name, str(job.trigger)[:Ops.MAX_TEXT],
+            [job.name[:Ops.MAX_TEXT], str(job.trigger)[:Ops.MAX_TEXT],
              job.next_run_time.timestamp() if job.next_run_time is not None else None]
             for job in self.scheduler.get_jobs() if job.executor == EXECUTOR_ALIAS][:Ops.MAX_TIMER_JOBS]
         source = f"{socket.gethostname()}:{os.getpid()}"[:Ops.MAX_TEXT]
