@@ -58,6 +58,9 @@ def dashboard_process(broker_url: str, *extra: str, env: dict[str, str] | None =
 
 @contextmanager
 def browser_page() -> Iterator[Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"this test drives Debian's chromium at {CHROMIUM}, which is missing: "
+                    "apt-get install -y --no-install-recommends chromium (.ci/run does it when missing)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
         try:
