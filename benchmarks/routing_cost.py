@@ -12,7 +12,9 @@ behind sockets and processes, where noise on a shared machine hides differences 
 
 Run it in two trees (before/after a change) alternately and compare the best figures. With
 ``--metrics``, the core also serves ``/metrics`` (``broker_daemon.metrics``) on 127.0.0.1 and a
-separate process scrapes it in a loop the whole time.
+separate process scrapes it in a loop the whole time. ``--telemetry-cost`` alternates, in this
+one process, runs with the real telemetry and runs with a stand-in that does nothing, and
+prints both: the difference is what telemetry costs routing.
 """
 
 from __future__ import annotations
@@ -48,9 +50,18 @@ while True:
 """
 
 
-def one_run(tasks: int, batch: int, metrics: bool) -> float:
+class NoTelemetry:
+    """Takes every telemetry call and does nothing (``--telemetry-cost``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def one_run(tasks: int, batch: int, metrics: bool, telemetry: bool = True) -> float:
     """Tasks routed per CPU-second of this process."""
     core = BrokerCore(result_ttl=0)
+    if not telemetry:
+        core.telemetry = NoTelemetry()  # type: ignore[assignment]
     scraper = server = None
     if metrics:
         from broker_daemon.metrics import MetricsServer
@@ -89,7 +100,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--metrics", action="store_true", help="serve /metrics and scrape it in a loop meanwhile")
+    parser.add_argument("--telemetry-cost", action="store_true",
+                        help="alternate runs with telemetry and with a stand-in doing nothing")
     args = parser.parse_args()
+    if args.telemetry_cost:
+        figures: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeat):
+            for telemetry in (True, False):
+                figures[telemetry].append(one_run(args.tasks, args.batch, False, telemetry))
+        for telemetry, found in figures.items():
+            print(f"{'with' if telemetry else 'without':7} telemetry: best {max(found):.0f} tasks/s, "
+                  f"median {statistics.median(found):.0f} tasks/s over {len(found)} runs")
+        return
     rates = []
     for _ in range(args.repeat):
         rates.append(one_run(args.tasks, args.batch, args.metrics))

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 
 MAX_QUEUES = 100
-MIN_INTERVAL = 0.5
+MIN_INTERVAL = 1.0
 """Seconds between the starts of two scrapes, at least."""
 REQUEST_TIMEOUT = 10.0
 """Seconds a scraper may take to send its request (one slow client holds up only other scrapes)."""
