@@ -14,7 +14,7 @@ own or an asyncio loop; the broker has neither)::
                                                    a reason → ERROR "forbidden"; nothing changes
 
     role     may send
-    client   SUBMIT WAIT GET CANCEL WATCH STATS PING FLUSH STATE
+    client   SUBMIT WAIT GET CANCEL WATCH STATS PING FLUSH STATE DEAD OPS
     worker   all of that, and READY HEARTBEAT RESULT YIELD RETURN BYE (it receives tasks)
 
 The role comes from the key the handshake proved, never from the routing id, which a peer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -13,6 +14,7 @@ import zmq
 from broker_daemon.auth import CurveAuth, curve_auth, exposure_refusal
 from broker_daemon.core import DEFAULT_RESULT_TTL
 from broker_daemon.limits import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_TASKS, QueueLimits
+from broker_daemon.metrics import MetricsServer
 from broker_daemon.server import RESTORE_BAR_MIN, Broker
 from broker_daemon.storage import Storage
 from broker_daemon.storage.sqlite import SQLiteStorage
@@ -79,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", default=None, metavar="MODULE:FACTORY",
                         help="where task records are kept: a Storage, or a callable returning one "
                              "(default: in memory, gone when the broker stops)")
+    metrics = parser.add_argument_group("metrics", "Prometheus metrics over HTTP (names in the README).")
+    metrics.add_argument("--metrics", metavar="HOST:PORT", default=None, type=_host_port,
+                         help="serve /metrics there, e.g. 127.0.0.1:9464 (port 0 picks a free one); only "
+                              "loopback addresses, unless --metrics-public")
+    metrics.add_argument("--metrics-public", action="store_true",
+                         help="let --metrics bind a non-loopback address: the metrics have no authentication "
+                              "and name your tasks and queues, so expose them only on a network you trust")
     security = parser.add_argument_group(
         "authentication", "CURVE keys (make them with `qtasks keys generate DIR`). Without them only "
                           "loopback and local endpoints are served, unless --insecure is given.")
@@ -92,6 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument("--insecure", action="store_true",
                           help="serve a non-loopback address without keys (only on a network you trust)")
     return parser
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"give HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464; got {text!r}")
+    return host, int(port)
+
+
+def _loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _not_negative(text: str) -> float:
@@ -145,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         refusal = exposure_refusal(args.bind, curve is not None, args.insecure)
         if refusal is not None:  # before anything binds: an open port without keys is never up, not even briefly
             raise ConfigError(refusal)
+        if args.metrics is not None and not args.metrics_public and not _loopback_host(args.metrics[0]):
+            raise ConfigError(f"--metrics {args.metrics[0]}:{args.metrics[1]} is not a loopback address, and the "
+                              "metrics have no authentication: bind 127.0.0.1 (and let Prometheus reach it through "
+                              "a tunnel or a proxy), or add --metrics-public on a network you trust")
         storage = load_storage(args.storage) if args.storage else None
         if args.data_dir:
             storage = SQLiteStorage(args.data_dir, fsync=args.fsync)
@@ -163,15 +193,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                     heartbeat_interval=args.heartbeat_interval,
                     heartbeat_liveness=args.heartbeat_liveness,
                     max_message_size=args.max_message_size, curve=curve, progress=args.progress)
+    metrics = None
+    if args.metrics is not None:
+        try:
+            metrics = MetricsServer(broker.core, *args.metrics)
+        except OSError as exc:
+            print(f"qtasks-broker: cannot serve metrics at {args.metrics[0]}:{args.metrics[1]}: {exc.strerror}. "
+                  "Pick another --metrics HOST:PORT.", file=sys.stderr)
+            return 2
     try:
         endpoint = broker.bind()
     except zmq.ZMQError as exc:
+        if metrics is not None:
+            metrics.close()
         print(f"qtasks-broker: cannot bind {args.bind}: {exc.strerror}. Is another broker running "
               "there? Stop it, or pick another endpoint with --bind.", file=sys.stderr)
         return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: broker.stop())
     print(f"qtasks-broker: listening at {endpoint}", flush=True)
-    broker.serve_forever()
+    if metrics is not None:
+        print(f"qtasks-broker: metrics at {metrics.url}", flush=True)
+    try:
+        broker.serve_forever()
+    finally:
+        if metrics is not None:
+            metrics.close()
     logging.getLogger("qtasks.broker").info("broker stopped")
     return 0

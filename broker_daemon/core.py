@@ -29,9 +29,14 @@ from typing import Any, Callable, Optional
 from broker_daemon.delayed import DelayedTasks
 from broker_daemon.dispatcher import Dispatcher
 from broker_daemon.limits import QueueLimits
+from broker_daemon.ops import TimerReports
+from broker_daemon.ops import status as ops_status
+from broker_daemon.ops import tasks as ops_tasks
+from broker_daemon.ops import view as ops_view
 from broker_daemon.records import Status, TaskRecord
 from broker_daemon.state import StateActor, StateOpError
 from broker_daemon.storage import MemoryStorage, Storage
+from broker_daemon.telemetry import Telemetry
 from broker_daemon.waiters import Waiters
 from broker_daemon.workers import WorkerPeer
 from qtasks.enums import FINAL_STATUSES
@@ -48,6 +53,7 @@ from qtasks.protocol import (
     Heartbeat,
     Message,
     Notify,
+    Ops,
     Ping,
     Progress,
     Ready,
@@ -116,6 +122,8 @@ class BrokerCore:
         self.state = StateActor()
         self.result_ttl = result_ttl
         self.limits = limits if limits is not None else QueueLimits()
+        self.telemetry = Telemetry()
+        self.timer_reports = TimerReports()
         self._orphans: dict[bytes, TaskRecord] = {}
         """After a restart: tasks that were running, until their worker claims them or the grace ends."""
         self._orphans_until = 0.0
@@ -133,6 +141,7 @@ class BrokerCore:
             Ping: self._on_ping,
             Flush: self._on_flush,
             Dead: self._on_dead,
+            Ops: self._on_ops,
             StateOp: self._on_state,
             Cancel: self._on_cancel,
             Watch: self._on_watch,
@@ -244,6 +253,7 @@ class BrokerCore:
                                        else _HEARTBEAT))
         self.waiters.expire(now)
         self.watchers.expire(now)
+        self.telemetry.sample(time.time())
         if self._orphans and now >= self._orphans_until:
             self._requeue_orphans()
         if self._gone_peers:
@@ -270,6 +280,7 @@ class BrokerCore:
             if record.ended or record.status != Status.PROCESS or self.inflight.get(record.uuid) is not None:
                 continue
             self.totals["lost"] += 1
+            self.telemetry.lost(record)
             if record.lost(shared=False, max_attempts=self.max_attempts):
                 requeued += 1
                 self.dispatcher.requeue(record, refund=False)
@@ -357,6 +368,7 @@ class BrokerCore:
             else:
                 self.dispatcher.enqueue(record)
         self.totals["submitted"] += len(fresh)
+        self.telemetry.submitted([r.envelope.task_name for r in fresh])
         if msg.wait is not None:
             self._watch(peer, [e.uuid for e in msg.envelopes], msg.wait)
         self._outgoing.append((peer, Reply(msg.req_id, Reply.submit_value(len(fresh), self.hello))))
@@ -406,6 +418,7 @@ class BrokerCore:
     def _cancel(self, record: TaskRecord, reason: str) -> None:
         """End it as cancelled now; a worker running it is told to stop (it answers with a RESULT)."""
         record.cancelled(reason, time.time())
+        self.dispatcher.dequeue(record)
         self.totals[Status.CANCEL] += 1
         held = self.inflight.get(record.uuid)
         if held is not None:
@@ -458,6 +471,47 @@ class BrokerCore:
             log.info("purged %d dead letter(s)%s%s", value, f" of {msg.app!r}" if msg.app else "",
                      f" of task {msg.task_name!r}" if msg.task_name else "")
         self._outgoing.append((peer, Reply(msg.req_id, value)))
+
+    def _on_ops(self, peer: bytes, msg: Ops) -> None:
+        """An operator's request (see ``broker_daemon.ops``)."""
+        args = msg.args
+        value: Any = None
+        if msg.op == "status":
+            value = ops_status(self)
+        elif msg.op == "tasks":
+            value = ops_tasks(self, args)
+        elif msg.op == "inspect":
+            record = self.storage.get(args["uuid"])
+            value = None if record is None else ops_view(self, record).to_wire()
+        elif msg.op == "retry":
+            record = self.storage.get(args["uuid"])
+            refusal = self._not_retryable(record)
+            if refusal is None and record is not None:
+                refusal = self.limits.refusal([record.envelope])
+            if refusal is not None or record is None:
+                self.reply_error(peer, msg.req_id, "not-retryable" if record is not None else "no-such-task",
+                                 refusal or f"no task {uuid_module.UUID(bytes=args['uuid'])}")
+                return
+            child = self._revive(record).envelope.uuid
+            log.info("task %s run again by hand as %s", uuid_module.UUID(bytes=record.uuid),
+                     uuid_module.UUID(bytes=child))
+            value = child
+        else:  # timers
+            value = self.timer_reports.report(args["app"], args["source"], args["jobs"], float(args["ttl"]),
+                                              time.monotonic())
+        self._outgoing.append((peer, Reply(msg.req_id, value)))
+
+    @staticmethod
+    def _not_retryable(record: Optional[TaskRecord]) -> Optional[str]:
+        """Why ``record`` cannot be run again by hand (None: it can: it ended error or cancel, not retried yet)."""
+        if record is None:
+            return None
+        name = f"task {uuid_module.UUID(bytes=record.uuid)}"
+        if record.status not in (Status.ERROR, Status.CANCEL):
+            return f"{name} is {record.status}: only a task that ended error or cancel can be retried"
+        if record.retry_child is not None:
+            return f"{name} was retried already, as {uuid_module.UUID(bytes=record.retry_child)}"
+        return None
 
     def _revive(self, record: TaskRecord) -> TaskSnapshot:
         """Run a dead letter again as a new task of the same call; waits on it follow there."""
@@ -589,9 +643,10 @@ class BrokerCore:
             if outcome.status not in FINAL_STATUSES:
                 log.warning("ignored a result with status %r for task %s", outcome.status, uuid.hex())
                 continue
+            began = record.updated_at  # when it was dispatched
             record.finished(outcome.status, outcome.returning, outcome.traceback, outcome.extra, now)
             self.totals[outcome.status] += 1
-            self._finish(record)
+            self._finish(record, began)
         if peer not in self.workers:
             self._not_ready(peer)
 
@@ -617,6 +672,7 @@ class BrokerCore:
         child.extra.update(lineage)
         self.storage.add_many([child])
         self.limits.added(child)
+        self.telemetry.retried(record, traceback, now)  # before retried(): updated_at is when it started
         record.retried(child_uuid, str(uuid_module.UUID(bytes=child_uuid)), remaining, traceback, now)
         self.storage.save(record)
         self.limits.ended(record)
@@ -674,6 +730,7 @@ class BrokerCore:
             if record is None or record.ended:
                 continue
             self.totals["lost"] += 1
+            self.telemetry.lost(record)
             if not record.lost(shared=shared, max_attempts=self.max_attempts):
                 failed += 1
                 self._fail(record, f"WorkerLostError: the worker process running this task was lost "
@@ -707,10 +764,12 @@ class BrokerCore:
         self.totals[Status.ERROR] += 1
         self._finish(record)
 
-    def _finish(self, record: TaskRecord) -> None:
-        """The record reached a final status: persist it and push it to whoever waits."""
+    def _finish(self, record: TaskRecord, began: Optional[float] = None) -> None:
+        """The record reached a final status (``began``: when the run that ended it started): persist
+        it and push it to whoever waits."""
         self.storage.save(record)
         self.limits.ended(record)
+        self.telemetry.finished(record, began)
         self._orphans.pop(record.uuid, None)
         self.watchers.pop(record.uuid)
         waiting = self.waiters.pop(record.uuid)

@@ -34,5 +34,8 @@ class DelayedTasks:
             ready.append(heapq.heappop(self._heap)[1])
         return ready
 
+    def uuids(self) -> list[bytes]:
+        return [uuid for _, uuid in self._heap]
+
     def __len__(self) -> int:
         return len(self._heap)

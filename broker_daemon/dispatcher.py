@@ -119,6 +119,13 @@ class Dispatcher:
         queue.push(envelope.priority, envelope.uuid)
         self._dirty.add(envelope.queue)
 
+    def dequeue(self, record: TaskRecord) -> None:
+        """``record`` ended while it waited in line (cancelled): it leaves the line now."""
+        queue = self.queues.get(record.envelope.queue)
+        if record.queued and queue is not None:
+            record.queued = False
+            queue.remove(record.envelope.priority, record.uuid)
+
     def take_back(self, uuid: bytes, worker: WorkerPeer | None, *, refund: bool) -> None:
         """A delivery came back without a result (undeliverable, handed back): requeue it,
         refunding its attempt (see the attempt rule in :mod:`broker_daemon.records`)."""

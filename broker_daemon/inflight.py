@@ -21,6 +21,10 @@ class InFlightTable:
         worker, _ = self._by_uuid.pop(uuid)
         self._by_worker[worker].pop(uuid, None)
 
+    def held(self, worker: bytes) -> list[bytes]:
+        """The uuids ``worker`` runs now."""
+        return list(self._by_worker.get(worker, ()))
+
     def pop_worker(self, worker: bytes) -> dict[bytes, int]:
         """Forget every delivery held by ``worker``; returns them as {uuid: attempt}."""
         held = self._by_worker.pop(worker, {})

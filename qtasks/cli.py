@@ -3,8 +3,8 @@
 ``qtasks -A module:app run --processes 8``; the options of ``qtasks`` itself (``-A``, ``--broker``,
 ``--timeout``) may also follow the sub-command: ``qtasks run -A module:app``.
 ``qtasks -A module:app stats inspect tasks json=true`` describes the app and its tasks;
-``qtasks keys generate DIR`` makes CURVE key pairs (no app needed); ``web`` only says that
-there is no web view yet.
+``qtasks keys generate DIR`` makes CURVE key pairs (no app needed); ``dashboard`` (or ``web``)
+serves the web dashboard (:mod:`qtasks.dashboard`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from qtasks.admin import add_commands as add_admin_commands
 from qtasks.admin import run_dead
 from qtasks.batch.cli import add_commands as add_batch_commands
 from qtasks.batch.cli import run_map
+from qtasks.dashboard.command import add_commands as add_dashboard_commands
+from qtasks.dashboard.command import run_dashboard
 from qtasks.exc import AppLoadError, ConfigError, NotABrokerError
 from qtasks.loading import load_attribute, report_load_error
 from qtasks.logs import level_argument
+from qtasks.ops import cli as ops_cli
 from qtasks.urls import resolve_broker_url
 from qtasks.version import __version__
 
@@ -40,10 +43,6 @@ def load_app(spec: str) -> Any:
 
 
 INSPECT_TARGETS = ("app", "tasks", "task")
-
-NO_WEB_VIEW = ("there is no web view yet, so nothing listens at port {port}: upstream's `web` starts the "
-               "separate qtasks_webview package, which this version does not run. To see an app's tasks: "
-               "qtasks -A module:app stats inspect tasks; for the broker's queues and workers: app.broker_stats()")
 
 
 def _inspect_argument(item: str) -> tuple[Optional[str], Any]:
@@ -236,11 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--role", choices=("broker", "client", "worker"), default=None,
                           help="what the --name key is for (default: the name, when it is broker, client or "
                                "worker)")
-    web = commands.add_parser("web", help="upstream's web view, which is not here (exits 2)")
-    web.add_argument("--port", type=_port, default=argparse.SUPPRESS,
-                     help="the web view's port (as upstream: qtasks web -A app:app --port 8000)")
+    add_dashboard_commands(commands)
     add_admin_commands(commands)
     add_batch_commands(commands)
+    ops_cli.add_commands(commands)
     stats = commands.add_parser("stats", help="describe the app: its settings and registered tasks")
     stats.add_argument("--stats-app", metavar="MODULE:STATS", default=None,
                        help="a SyncStats/AsyncStats object to use (default: SyncStats of the app)")
@@ -295,13 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "web":
-        print(f"qtasks: {NO_WEB_VIEW.format(port=args.port)}", file=sys.stderr)
-        return 2
+    if args.command in ("dashboard", "web"):
+        return run_dashboard(args, load_app)
     if args.command == "keys":
         return _keys(args)
     if args.command == "dead" and not args.app:
         return run_dead(args, resolve_broker_url(args.broker_url), None, args.timeout)
+    if args.command in ops_cli.COMMANDS and not args.app:
+        return ops_cli.run(args, resolve_broker_url(args.broker_url), None, args.timeout)
     if not args.app:
         parser.error(f"{args.command} needs the app: give it with -A module:app, e.g. qtasks -A app:app "
                      f"{args.command}")
@@ -329,5 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_dead(args, args.broker_url or app.broker.url, app.name, args.timeout)
     if args.command == "map":
         return run_map(args, app)
+    if args.command in ops_cli.COMMANDS:
+        return ops_cli.run(args, args.broker_url or app.broker.url, app, args.timeout)
     parser.error(f"unknown command {args.command!r}")
     return 2

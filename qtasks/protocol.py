@@ -17,9 +17,12 @@ Commands and bodies (``uuid`` = 16 raw bytes; ``envelope``, ``delivery``,
                        STATE     [req_id, [app, state class, scope], op, args]   args: msgpack bytes
                        CANCEL    [req_id, [uuid, ...], reason]
                        WATCH     [req_id, uuid, wait_seconds]        follow a task's steps
+                       OPS       [req_id, op, {args}]   operating the broker (``Ops``: status, tasks,
+                                 inspect, retry, timers); limits in ``Ops``
     broker -> client   REPLY     [req_id, value]          value depends on the request: SUBMIT →
                                  [accepted, hello], WAIT → [unknown uuids, hello], PING → hello,
-                                 STATE → msgpack bytes of the result; hello = [boot_id, max_message_size]
+                                 STATE → msgpack bytes of the result; hello = [boot_id, max_message_size];
+                                 OPS → see ``Ops``
                        NOTIFY    [[uuid, snapshot], ...]  pushed when a waited-for task ends; uuid is
                                  the one waited for (a retry chain ends in another task)
                        PROGRESS  [[uuid, index, value], ...]    steps of watched generator tasks
@@ -42,6 +45,7 @@ Commands and bodies (``uuid`` = 16 raw bytes; ``envelope``, ``delivery``,
     delivery  [envelope, attempt]
     outcome   [uuid, attempt, status, returning, traceback, finished_at, extra]
     snapshot  [envelope, status, returning, traceback, updated_at, attempts, extra, steps]
+    view      [snapshot, [later attempt uuid, ...], [trimmed field, ...]]   a record for operators
 
 ``payload`` is msgpack of ``[args, kwargs]`` and ``returning`` msgpack of the result:
 both stay opaque bytes to the broker, which never unpacks user data.
@@ -503,6 +507,88 @@ class Dead:
 
 
 @dataclass(frozen=True, slots=True)
+class Ops:
+    """Operating the broker: what a person (``qtasks status``, the dashboard) asks. ``args`` per ``op``
+    and the REPLY value::
+
+        status   {}                                    a map (broker, queues, workers, rates, totals,
+                                                       failures, timers); see ``OpsClient.status``
+        tasks    {status?, name?, app?, limit?}        [view, ...] newest first, at most MAX_LIMIT
+        inspect  {uuid}                                view | nil
+        retry    {uuid}                                the new task's uuid (an ended error/cancel task
+                                                       runs again as a new task linked to this one)
+        timers   {app, source, jobs, ttl}              how many jobs are kept; jobs =
+                                                       [[task, trigger, next fire (unix s) | nil], ...]
+
+    A ``view`` leaves out (``trimmed``) arguments, results and steps larger than ``MAX_VALUE``
+    bytes, so listings stay small; the broker never unpacks them.
+    """
+
+    COMMAND: ClassVar[bytes] = b"OPS"
+    OPS: ClassVar[tuple[str, ...]] = ("status", "tasks", "inspect", "retry", "timers")
+    MAX_LIMIT: ClassVar[int] = 1000
+    MAX_VALUE: ClassVar[int] = 16 * 1024
+    MAX_STEPS: ClassVar[int] = 100
+    MAX_RETRIES: ClassVar[int] = 100
+    MAX_TIMER_JOBS: ClassVar[int] = 200
+    MAX_TEXT: ClassVar[int] = 200
+    req_id: int
+    op: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> list[Any]:
+        return [self.req_id, self.op, self.args]
+
+    @classmethod
+    def from_body(cls, body: Any) -> Ops:
+        req_id, op, args = _array(body, 3, "OPS")
+        _check(op in cls.OPS, f"OPS op must be one of {', '.join(cls.OPS)}")
+        args = _map(args, "OPS args")
+        for key in ("status", "name", "app", "source"):
+            value = _optional(args.get(key), str, key)
+            _check(value is None or len(value) <= cls.MAX_TEXT, f"{key} is longer than {cls.MAX_TEXT} characters")
+        limit = args.get("limit")
+        _check(limit is None or (isinstance(limit, int) and not isinstance(limit, bool)
+                                 and 0 <= limit <= cls.MAX_LIMIT), f"limit must be 0 to {cls.MAX_LIMIT}")
+        if op in ("inspect", "retry"):
+            _uuid(args.get("uuid"))
+        if op == "timers":
+            _check(isinstance(args.get("app"), str) and isinstance(args.get("source"), str),
+                   "a timers report needs app and source")
+            _number(args.get("ttl"), "ttl")
+            jobs = args.get("jobs")
+            if not isinstance(jobs, list) or len(jobs) > cls.MAX_TIMER_JOBS:
+                raise ValueError(f"jobs must be an array of at most {cls.MAX_TIMER_JOBS}")
+            for job in jobs:
+                task, trigger, next_fire = _array(job, 3, "a timer job")
+                _check(isinstance(task, str) and isinstance(trigger, str) and len(task) <= cls.MAX_TEXT
+                       and len(trigger) <= cls.MAX_TEXT, f"a timer job names its task and trigger, in at most "
+                                                         f"{cls.MAX_TEXT} characters each")
+                _optional_number(next_fire, "next fire")
+        return cls(_int(req_id, "req_id"), op, args)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task record as operators see it: the snapshot (values over ``Ops.MAX_VALUE`` left out and
+    named in ``trimmed``) and the uuids of the attempts that ran it again after it (its retry chain
+    onward; the one before it is ``extra["retry_parent_uuid"]``)."""
+
+    snapshot: TaskSnapshot
+    retries: list[bytes] = field(default_factory=list)
+    trimmed: list[str] = field(default_factory=list)
+
+    def to_wire(self) -> list[Any]:
+        return [self.snapshot.to_wire(), self.retries, self.trimmed]
+
+    @classmethod
+    def from_wire(cls, item: Any) -> TaskView:
+        snapshot, retries, trimmed = _array(item, 3, "a task view")
+        _check(isinstance(trimmed, list) and all(isinstance(t, str) for t in trimmed), "trimmed must be names")
+        return cls(TaskSnapshot.from_wire(snapshot), _uuids(retries), trimmed)
+
+
+@dataclass(frozen=True, slots=True)
 class StateOp:
     """One operation on a State namespace, applied by the state actor beside the broker.
 
@@ -588,6 +674,16 @@ class Reply:
     @staticmethod
     def dead_list_value(count: int, snapshots: Iterable[TaskSnapshot]) -> list[Any]:
         return [count, [s.to_wire() for s in snapshots]]
+
+    def as_views(self) -> list[TaskView]:
+        _check(isinstance(self.value, list), "an OPS tasks reply must be an array")
+        return [TaskView.from_wire(v) for v in self.value]
+
+    def as_view(self) -> TaskView | None:
+        return None if self.value is None else TaskView.from_wire(self.value)
+
+    def as_uuid(self) -> bytes:
+        return _uuid(self.value)
 
     def as_dead_list(self) -> tuple[int, list[TaskSnapshot]]:
         count, snapshots = _array(self.value, 2, "a DEAD list reply")
@@ -853,12 +949,12 @@ class Bye:
         return cls()
 
 
-Message = Union[Submit, Wait, Get, Stats, Ping, Flush, Dead, StateOp, Cancel, Watch, Reply, Notify, Progress,
+Message = Union[Submit, Wait, Get, Stats, Ping, Flush, Dead, Ops, StateOp, Cancel, Watch, Reply, Notify, Progress,
                 Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye]
 
 _BY_COMMAND: dict[bytes, Any] = {
     cls.COMMAND: cls
-    for cls in (Submit, Wait, Get, Stats, Ping, Flush, Dead, StateOp, Cancel, Watch, Reply, Notify, Progress,
+    for cls in (Submit, Wait, Get, Stats, Ping, Flush, Dead, Ops, StateOp, Cancel, Watch, Reply, Notify, Progress,
                 Error, Ready, Welcome, Heartbeat, Dispatch, Result, Yield, Return, Bye)
 }
 

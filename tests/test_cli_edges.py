@@ -19,7 +19,15 @@ from broker_daemon.cli import build_parser as build_broker_parser
 from qtasks import QueueTasks
 from qtasks.cli import build_parser, usable_cpus
 from qtasks.version import __version__
-from tests.support import ROOT, broker_process, popen, read_line_matching, stop_process, wait_for_workers
+from tests.support import (
+    ROOT,
+    broker_process,
+    free_port,
+    popen,
+    read_line_matching,
+    stop_process,
+    wait_for_workers,
+)
 
 QTASKS = [sys.executable, "-m", "qtasks"]
 BROKER = [sys.executable, "-m", "broker_daemon"]
@@ -76,10 +84,17 @@ def test_no_option_says_it_is_unused():
     assert "unused" not in run(*QTASKS, "--help").stdout and "unused" not in run(*BROKER, "--help").stdout
 
 
-def test_web_port_is_taken_where_upstream_takes_it_and_named_in_the_answer():
-    for args in (["web", "--port", "8123"], ["--port", "8123", "web"]):
-        result = run(*QTASKS, *args)
-        assert result.returncode == 2 and "nothing listens at port 8123" in result.stderr, args
+def test_web_port_is_taken_where_upstream_takes_it():
+    dead_broker = f"tcp://127.0.0.1:{free_port()}"
+    for where in ("after", "before"):
+        port = free_port()
+        args = (["web", "--port", str(port)] if where == "after" else ["--port", str(port), "web"])
+        proc = popen([*QTASKS, "--broker", dead_broker, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            served = read_line_matching(proc, r"serving (http://\S+)", 30).group(1)
+            assert served == f"http://127.0.0.1:{port}/", where
+        finally:
+            stop_process(proc)
     assert run(*QTASKS, "web", "--port", "70000").returncode == 2
 
 

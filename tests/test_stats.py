@@ -413,13 +413,3 @@ def test_cli_stats_app_must_be_a_stats_object():
 
     assert result.returncode == 2 and "not a stats object" in result.stderr
     assert bad_spec.returncode == 2 and "--stats-app expects module:attribute" in bad_spec.stderr
-
-
-@pytest.mark.parametrize("app_args", [["-A", "tests.apps.basic:app", "--port", "8000"], []])
-def test_cli_web_says_there_is_no_web_view_and_exits_2(app_args):
-    result = qtasks_cli(*app_args, "web")
-
-    assert result.returncode == 2
-    assert "no web view yet" in result.stderr
-    assert "Traceback" not in result.stderr and "ImportError" not in result.stderr
-    assert result.stdout == ""

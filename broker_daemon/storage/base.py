@@ -18,6 +18,8 @@ from broker_daemon.records import TaskRecord
 from qtasks.components import Component
 
 Namespace = tuple[str, str, str]
+MAX_SCAN = 200_000
+"""Records one listing (``Storage.records``) looks at, at most."""
 
 
 class Storage(Component, ABC):
@@ -72,6 +74,17 @@ class Storage(Component, ABC):
 
     def dead_count(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
         return 0
+
+    def dead_counts(self) -> dict[str, int]:
+        """How many dead letters each queue (app) has."""
+        return {}
+
+    def records(self, *, status: Optional[str] = None, name: Optional[str] = None, app: Optional[str] = None,
+                limit: int = 50) -> list[TaskRecord]:
+        """The newest records (last submitted first) of ``status``, task ``name`` and ``app`` (None: any),
+        at most ``limit``. Operators ask for them (``qtasks tasks``); a storage may look at only the
+        newest ``MAX_SCAN`` records to find them, so one question never holds the broker up for long."""
+        return []
 
     def delete_dead(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
         """Delete the dead letters of ``app`` and ``task_name`` (None: any); how many."""

@@ -8,10 +8,11 @@ kept until retried or purged.
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import Iterable, Optional
 
 from broker_daemon.records import TaskRecord
-from broker_daemon.storage.base import Storage
+from broker_daemon.storage.base import MAX_SCAN, Storage
 
 
 class MemoryStorage(Storage):
@@ -67,6 +68,27 @@ class MemoryStorage(Storage):
         if app is None and task_name is None:
             return len(self._dead)
         return len(self.dead_letters(app, task_name))
+
+    def dead_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self._dead.values():
+            queue = record.envelope.queue
+            counts[queue] = counts.get(queue, 0) + 1
+        return counts
+
+    def records(self, *, status: Optional[str] = None, name: Optional[str] = None, app: Optional[str] = None,
+                limit: int = 50) -> list[TaskRecord]:
+        found: list[TaskRecord] = []
+        if limit <= 0:
+            return found
+        for record in islice(reversed(self._records.values()), MAX_SCAN):
+            envelope = record.envelope
+            if ((status is None or record.status == status) and (name is None or envelope.task_name == name)
+                    and (app is None or envelope.queue == app)):
+                found.append(record)
+                if len(found) >= limit:
+                    break
+        return found
 
     def delete_dead(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
         gone = [r.envelope.uuid for r in self.dead_letters(app, task_name)]

@@ -27,7 +27,7 @@ import msgpack
 
 from broker_daemon.records import Status, TaskRecord
 from broker_daemon.state import DELETED
-from broker_daemon.storage.base import Namespace, Storage
+from broker_daemon.storage.base import MAX_SCAN, Namespace, Storage
 from qtasks.exc import DataDirError, DataDirInUseError
 from qtasks.protocol import TaskEnvelope
 
@@ -253,6 +253,27 @@ class SQLiteStorage(Storage):
         self.commit()
         where, args = _dead_filter(app, task_name)
         return int(self._db.execute(f"SELECT count(*) FROM tasks WHERE {where}", args).fetchone()[0])
+
+    def dead_counts(self) -> dict[str, int]:
+        self.commit()
+        return {queue: int(n) for queue, n in
+                self._db.execute("SELECT queue, count(*) FROM tasks WHERE dead = 1 GROUP BY queue")}
+
+    def records(self, *, status: Optional[str] = None, name: Optional[str] = None, app: Optional[str] = None,
+                limit: int = 50) -> list[TaskRecord]:
+        if limit <= 0:
+            return []
+        self.commit()
+        # a walk down the rowid tree from the newest row, ending at `limit` matches or MAX_SCAN rows back
+        where, args = [f"rowid > (SELECT coalesce(max(rowid), 0) FROM tasks) - {MAX_SCAN}"], []
+        for column, value in (("status", status), ("name", name), ("queue", app)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?",
+                                (*args, limit))
+        live = self._live
+        return [live.get(row[0]) or _record(row) for row in rows]
 
     def delete_dead(self, app: Optional[str] = None, task_name: Optional[str] = None) -> int:
         return self._delete(*_dead_filter(app, task_name))

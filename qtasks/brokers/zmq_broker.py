@@ -181,6 +181,10 @@ class ZmqBroker(BaseBroker):
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         return self._requests().state(namespace, op, args)
 
+    def ops(self, op: str, args: dict[str, Any]) -> Future[Any]:
+        """An operator's request (``qtasks.protocol.Ops``; ``qtasks.ops.client.OpsClient`` wraps them)."""
+        return self._requests().ops(op, args)
+
     def close(self) -> None:
         """Close the shared connection and this thread's own (other threads' close on their next use)."""
         connection, self._connection = self._connection, None

@@ -156,6 +156,9 @@ class Channel:
     def state(self, namespace: tuple[str, str, str], op: str, args: bytes) -> Future[bytes]:
         return self._run(lambda s, f: s.state(namespace, op, args, f))
 
+    def ops(self, op: str, args: dict[str, Any]) -> Future[Any]:
+        return self._run(lambda s, f: s.ops(op, args, f))
+
     @property
     def max_message_size(self) -> Optional[int]:
         """The broker's message limit, once it answered (one attribute: safe to read from any thread)."""

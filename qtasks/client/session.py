@@ -53,6 +53,7 @@ from qtasks.protocol import (
     Get,
     Message,
     Notify,
+    Ops,
     Ping,
     Progress,
     Reply,
@@ -355,6 +356,13 @@ class ClientSession:
         convert: Callable[[Reply], Any] = {"list": Reply.as_dead_list, "retry": Reply.as_snapshots}.get(
             op, lambda reply: reply.value)
         return self._simple(lambda req_id: Dead(req_id, op, app, task_name, uuids, limit), convert, future)
+
+    def ops(self, op: str, args: dict[str, Any], future: Optional[Future[Any]] = None) -> Future[Any]:
+        """An operator's request (see ``Ops``): ``tasks`` resolves to views, ``inspect`` to a view or None,
+        ``retry`` to the new task's uuid, the others to the reply's value."""
+        convert: Callable[[Reply], Any] = {"tasks": Reply.as_views, "inspect": Reply.as_view,
+                                           "retry": Reply.as_uuid}.get(op, lambda reply: reply.value)
+        return self._simple(lambda req_id: Ops(req_id, op, args), convert, future)
 
     def flush(self, app: str, future: Optional[Future[Any]] = None) -> Future[Any]:
         """Resolves to how many ended task records of ``app`` the broker deleted."""

@@ -13,6 +13,7 @@
     │   └── SecurityMismatchError       the broker uses CURVE and this side does not, or the reverse
     ├── MessageTooLargeError            a message over the broker's --max-message-size (also ValueError)
     ├── InvalidTaskIdError              a task id that is not a UUID (also ValueError)
+    ├── TaskNotFoundError               the broker keeps no record of a task (also LookupError)
     ├── BrokerReplyError                the broker refused a request (carries its code)
     │   └── StateError                  a State operation the state actor refused (also ValueError)
     ├── TaskLostError                   the broker no longer knows a task a client waits for
@@ -184,6 +185,19 @@ class InvalidTaskIdError(QTasksError, ValueError):
             "such as 'b2c8f3f0-5f3c-4a57-9a62-1d2b0c5f1a70', as Task.uuid holds it)"
         )
         self.value = value
+
+
+class TaskNotFoundError(QTasksError, LookupError):
+    """The broker keeps no record of the task ``uuid`` (never submitted there, or expired)."""
+
+    def __init__(self, uuid: object, url: str) -> None:
+        super().__init__(
+            f"the broker at {url} has no task {uuid}: it was never submitted there, or its record was "
+            "deleted (ended records are kept for qtasks-broker --result-ttl; a broker without --data-dir "
+            "forgets everything when it restarts). List the tasks it knows: qtasks --broker URL tasks"
+        )
+        self.uuid = uuid
+        self.url = url
 
 
 class BrokerReplyError(QTasksError):

@@ -10,6 +10,10 @@ how a fire waits for the broker and how ``run_forever`` waits to be stopped::
 Each fire's task uuid is derived from the schedule and the scheduled time
 (:mod:`qtasks.timers.schedule`); the broker stores a uuid once, so timer processes
 running the same schedule on several hosts enqueue each fire once.
+
+While it runs, a timer tells the broker its schedules' next fire times (``qtasks status``
+and the dashboard show them): at start, after each fire, and every ``REPORT_EVERY``
+seconds; the broker forgets a report not refreshed within ``REPORT_TTL``.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import uuid as uuid_module
 from abc import ABC, abstractmethod
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Iterator, Optional
@@ -33,10 +39,17 @@ from qtasks.client.calls import PendingCall
 from qtasks.configs import QueueConfig
 from qtasks.exc import QTasksError
 from qtasks.logs import Logger, configure_process_logging, configured_level
+from qtasks.protocol import Ops
 from qtasks.timers.executors import EXECUTOR_ALIAS
 from qtasks.timers.schedule import Schedule
 
 LOGGER_NAME = "qtasks.timers"
+REPORT_EVERY = 10.0
+"""Seconds between two reports of the next fire times to the broker."""
+REPORT_TTL = 3 * REPORT_EVERY
+"""Seconds the broker keeps a report that is not refreshed (the timer stopped or lost its way)."""
+REPORT_JOB_ID = "qtasks-timer-report"
+STOP_REPORT_WAIT = 1.0
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -117,6 +130,7 @@ class BaseTimer(ABC):
         return uuid, PendingCall(call.broker, call.start, int, self.app.broker.connect_timeout)
 
     def _enqueued(self, schedule: Schedule, run_time: Optional[datetime], uuid: UUID, accepted: int) -> None:
+        self.report()
         when = _scheduled(run_time)
         if accepted:
             self.log.info("enqueued %s (scheduled %s) as task %s", schedule.task_name, when, uuid)
@@ -126,8 +140,38 @@ class BaseTimer(ABC):
 
     def _not_enqueued(self, schedule: Schedule, run_time: Optional[datetime], uuid: UUID,
                       error: QTasksError) -> None:
+        self.report()
         self.log.error("could not enqueue %s (scheduled %s) as task %s: %s; this timer skips this fire",
                        schedule.task_name, _scheduled(run_time), uuid, error)
+
+    # ------------------------------------------------------------------ telling the broker
+
+    def report(self, *, stopping: bool = False) -> None:
+        """Send the next fire times to the broker, without waiting (a lost report is sent again
+        within ``REPORT_EVERY``); ``stopping``: tell it to forget them, waiting for the answer up
+        to ``STOP_REPORT_WAIT`` seconds, since the process ends next."""
+        send = getattr(self.app.broker, "ops", None)
+        if send is None:  # a user broker that does not speak to a QTasks broker daemon
+            return
+        jobs = [] if stopping else [
+            [job.name[:Ops.MAX_TEXT], str(job.trigger)[:Ops.MAX_TEXT],
+             job.next_run_time.timestamp() if job.next_run_time is not None else None]
+            for job in self.scheduler.get_jobs() if job.executor == EXECUTOR_ALIAS][:Ops.MAX_TIMER_JOBS]
+        source = f"{socket.gethostname()}:{os.getpid()}"[:Ops.MAX_TEXT]
+        try:
+            future = send("timers", {"app": self.app.name[:Ops.MAX_TEXT], "source": source, "jobs": jobs,
+                                     "ttl": 0.0 if stopping else REPORT_TTL})
+        except RuntimeError as exc:  # the connection is closed (the process is stopping)
+            self.log.debug("could not report the timer's schedules: %s", exc)
+            return
+        future.add_done_callback(self._reported)
+        if stopping:
+            futures_wait([future], STOP_REPORT_WAIT)
+
+    def _reported(self, future: Any) -> None:
+        error = future.exception()
+        if error is not None:
+            self.log.debug("the broker did not take the timer's report: %s", error)
 
     # ------------------------------------------------------------------ running
 
@@ -153,9 +197,12 @@ class BaseTimer(ABC):
         os.set_blocking(wake_w, False)
         self._wake_w = wake_w
         restore = self._stop_on_signals()
+        self.scheduler.add_job(self.report, IntervalTrigger(seconds=REPORT_EVERY), id=REPORT_JOB_ID,
+                               name=REPORT_JOB_ID, replace_existing=True)
         try:
             yield wake_r
         finally:
+            self.report(stopping=True)
             restore()
             self._wake_w = None
             os.close(wake_w)
@@ -180,6 +227,7 @@ class BaseTimer(ABC):
         for job in jobs:
             upcoming = job.next_run_time.isoformat() if job.next_run_time else "none (paused or ended)"
             self.log.info("  %s on %s, next fire %s", job.name, job.trigger, upcoming)
+        self.report()
 
 
 def _scheduled(run_time: Optional[datetime]) -> str:
