@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -11,7 +14,16 @@ import pytest
 from qtasks import QueueTasks
 from qtasks.exc import BrokerUnavailableError, InvalidTaskIdError, TaskNotFoundError
 from qtasks.ops import OpsClient
-from tests.support import broker_process, free_port, wait_for, wait_for_workers, worker_process
+from tests.support import (
+    broker_process,
+    free_port,
+    popen,
+    stop_process,
+    wait_for,
+    wait_for_workers,
+    worker_process,
+)
+from tests.test_auth import create_certs
 from tests.test_timers import timer_process
 
 IDLE = "tests-ops-idle"
@@ -175,3 +187,44 @@ def test_a_broker_that_does_not_answer_fails_within_the_timeout(tmp_path: Path):
         with pytest.raises(BrokerUnavailableError, match="no QTasks broker answered"):
             ops.status()
         assert time.monotonic() - started < 3.0
+
+
+def test_a_curve_broker_answers_operators_with_a_client_key_only(tmp_path):
+    keys = create_certs(tmp_path / "certs")
+    with broker_process("--curve-secret-key", keys.secret("broker"), "--curve-clients", str(keys.clients),
+                        "--curve-workers", str(keys.workers)) as (url, _):
+        with OpsClient(url, curve_server_key=keys.public("broker"), curve_secret_key=keys.secret("client")) as ops:
+            assert ops.status()["broker"]["url"] == url
+        cli = popen([sys.executable, "-m", "qtasks", "--broker", url, "status", "--json", "--curve-server-key",
+                     keys.public("broker"), "--curve-secret-key", keys.secret("client")],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = cli.communicate(timeout=60)
+        finally:
+            stop_process(cli)
+        assert cli.returncode == 0, err
+        assert json.loads(out)["workers"] == []
+        with OpsClient(url, timeout=1.0) as stranger:
+            with pytest.raises(BrokerUnavailableError):
+                stranger.status()
+    with pytest.raises(TypeError, match="curve_server_key"):
+        OpsClient(url, curve_key="x")
+
+
+def test_a_durable_broker_lists_and_shows_its_records(tmp_path):
+    with broker_process("--data-dir", str(tmp_path / "data")) as (url, _):
+        with worker_process("tests.apps.ops:app", url):
+            app = QueueTasks(name="tests-ops", broker_url=url)
+            try:
+                wait_for_workers(app, 1)
+                done = app.add_task("add", 20, 22, timeout=30)
+                failed = app.add_task("missing", "k", timeout=30)
+            finally:
+                app.close()
+        with OpsClient(url) as ops:
+            status = ops.status()
+            assert status["broker"]["durable"] is True
+            assert [q["dead"] for q in status["queues"] if q["name"] == "tests-ops"] == [1]
+            assert [t["uuid"] for t in ops.tasks(status="success")] == [str(done.uuid)]
+            assert ops.inspect(str(done.uuid))["returning"] == 42
+            assert ops.inspect(str(failed.uuid))["traceback"].rstrip().endswith("KeyError: 'k'")
