@@ -92,3 +92,16 @@ def test_a_process_that_exits_right_after_add_task_delivers_every_task():
         finally:
             probe.close()
         assert missing == []
+
+
+def test_closing_the_app_right_after_add_task_delivers_the_task():
+    app = QueueTasks(name="closing")
+    with InProcessStack(app, workers=0) as stack:
+        app.add_task("anything", 0)
+        handles = [app.add_task("anything", i) for i in range(1, 300)]
+        app.broker.close()  # the pipelined submits go out (and are acknowledged) before the socket closes
+        probe = QueueTasks(name="closing", broker_url=stack.url)
+        try:
+            assert all(probe.get(h.uuid) is not None for h in handles)
+        finally:
+            probe.close()

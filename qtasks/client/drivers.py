@@ -207,6 +207,9 @@ class ThreadChannel(Channel):
         """Stop using the socket; whatever still waits fails. Idempotent."""
         if self._closed.is_set() or os.getpid() != self.pid:
             return
+        if self.unsettled and not self.settle(self.session.connect_timeout):
+            log.error("%d submit(s) to the broker at %s were not acknowledged before the connection was "
+                      "closed; those tasks may not have been queued", self.session.unacked, self.session.url)
         self._closing = True
         self._wake()
         self._closed.wait(timeout)
