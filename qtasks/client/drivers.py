@@ -188,6 +188,8 @@ class ThreadChannel(Channel):
         self.pid = os.getpid()
         self._calls: deque[Callable[[], None]] = deque()
         self._submits: deque[list[TaskEnvelope]] = deque()
+        self._queued: set[bytes] = set()
+        """The uuids of pipelined submits the I/O thread has not taken yet."""
         self._submits_scheduled = False
         self._idle = True
         """The I/O thread is about to wait, or waits, on its sockets (a write to the wake pipe needed)."""
@@ -220,6 +222,7 @@ class ThreadChannel(Channel):
         if self._closing:
             raise RuntimeError("this broker connection is closed")
         self.raise_deferred()
+        self._queued.update(e.uuid for e in envelopes)
         self._submits.append(envelopes)
         if not self._submits_scheduled:
             self._submits_scheduled = True
@@ -235,10 +238,11 @@ class ThreadChannel(Channel):
             while submits and len(batch) < SUBMIT_BATCH:
                 batch += submits.popleft()
             self.session.submit_pipelined(batch)  # its failure is deferred to the next call
+            self._queued.difference_update(e.uuid for e in batch)
 
     def knows(self, uuids: list[bytes]) -> bool:
         """Whether the results of ``uuids`` are pushed to this connection (read from any thread)."""
-        return self.session.expects(uuids)
+        return self.session.expects(uuids, also=self._queued)
 
     def wait(self, uuids: list[bytes], timeout: float) -> Future[Snapshots]:
         found = self.session.finished_now(uuids)  # from the caller's thread: no hand-off when all are in

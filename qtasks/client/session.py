@@ -30,7 +30,7 @@ import logging
 import uuid as uuid_module
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Collection, Optional
 
 from qtasks.deadlines import Timer, TimerHeap
 from qtasks.enums import FINAL_STATUSES
@@ -246,11 +246,11 @@ class ClientSession:
         sent = True
         return result
 
-    def expects(self, uuids: list[bytes]) -> bool:
-        """Whether every one of ``uuids`` has its result pushed here, or had, or was refused (safe from
-        any thread)."""
+    def expects(self, uuids: list[bytes], also: Collection[bytes] = ()) -> bool:
+        """Whether every one of ``uuids`` has its result pushed here, or had, or was refused, or is in
+        ``also`` (submits about to be made here); safe from any thread."""
         pushed, finished, refused = self._pushed, self._finished, self._refused
-        return all(u in finished or u in pushed or u in refused for u in uuids)
+        return all(u in finished or u in pushed or u in refused or u in also for u in uuids)
 
     def finished_now(self, uuids: list[bytes]) -> Optional[Snapshots]:
         """The pushed results of ``uuids`` if all are in (None otherwise); safe from any thread."""
