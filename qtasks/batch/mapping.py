@@ -71,11 +71,13 @@ class MapRun:
         self.priority = priority
         self.chunksize = chunksize
         self.spread = max(1, processes)
+        self.slots = max(1, slots)
         self.fixed_window = window is not None
         self.default_window = max(2, slots + processes)
-        self.window = window or self.default_window
-        """Chunks in flight at most: every slot busy, and one more for each process ready to go (for
-        calls that keep a CPU busy, two per process: one running, one ready; see :meth:`finish`)."""
+        self.window = window or 2 * self.spread
+        """Chunks in flight at most: every slot busy, and one more for each process ready to go; for
+        calls that keep a CPU busy, two per process: one running, one ready (see :meth:`_learn`).
+        Two per process too until the first chunk came back: nothing is known yet."""
         self.total = total
         self.return_exceptions = return_exceptions
         self.deadline = None if timeout is None else time.monotonic() + timeout
@@ -87,6 +89,7 @@ class MapRun:
         self.next_out = 0
         self.exhausted = False
         self.per_call: Optional[float] = None
+        self.cpu_bound = False
         self.done = 0
         self._progress = progress_reporter(progress, total)
         self._limit = (app.broker.max_message_size or DEFAULT_MAX_MESSAGE_SIZE) // 2
@@ -154,15 +157,7 @@ class MapRun:
                                "was cancelled")
         uuid = uuid_module.UUID(bytes=chunk.uuid)
         if snapshot.status == Status.SUCCESS and snapshot.returning is not None:
-            seconds = snapshot.extra.get("chunk_seconds")
-            if isinstance(seconds, (int, float)):
-                per_call = seconds / chunk.count
-                self.per_call = per_call if self.per_call is None else 0.7 * self.per_call + 0.3 * per_call
-                cpu = snapshot.extra.get("chunk_cpu_seconds")
-                if not self.fixed_window and isinstance(cpu, (int, float)) and seconds > 0.005:
-                    # plain calls of one process share its interpreter lock: more of them at once than
-                    # one per process only makes a busy process hold chunks an idle one could run
-                    self.window = 2 * self.spread if cpu >= 0.5 * seconds else self.default_window
+            self._learn(chunk.count, snapshot.extra.get("chunk_seconds"), snapshot.extra.get("chunk_cpu_seconds"))
             items = unpack_chunk_results(snapshot.returning, chunk.count)
         else:  # the whole chunk ended badly (its worker lost too often, cancelled, unknown task ...)
             items = [(snapshot.status, None, snapshot.traceback)] * chunk.count
@@ -179,6 +174,29 @@ class MapRun:
         self.done += chunk.count
         if self._progress is not None:
             self._progress(self.done)
+
+    def _learn(self, count: int, seconds: Any, cpu: Any) -> None:
+        """What a chunk's timing says of the calls: how long one takes, and whether they keep a CPU busy.
+
+        Plain calls of one process share its interpreter lock, so with several chunks running in a
+        process each takes several times its own CPU time: CPU time times the chunks a process runs
+        at once, near the wall time, means CPU-bound calls. Those are sized by their CPU time, and
+        only two chunks per process are in flight (more would only make a busy process hold chunks
+        an idle one could run)."""
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            return
+        per_call = seconds / count
+        if isinstance(cpu, (int, float)) and seconds > 0.005:
+            at_once = max(1.0, min(self.window, self.slots) / self.spread)
+            share = cpu * at_once / seconds
+            self.cpu_bound = share >= (0.25 if self.cpu_bound else 0.5)  # a margin: no flapping
+            if self.cpu_bound:
+                per_call = cpu / count
+        elif not isinstance(cpu, (int, float)):
+            self.cpu_bound = False  # calls on the loop (async def): they wait, they do not compute
+        if not self.fixed_window:
+            self.window = 2 * self.spread if self.cpu_bound else self.default_window
+        self.per_call = per_call if self.per_call is None else 0.7 * self.per_call + 0.3 * per_call
 
     def ready(self, ordered: bool) -> Iterator[Any]:
         """The results the caller may have now: in input order, or as they came."""

@@ -196,6 +196,7 @@ class WorkerActor:
         self._started_at = self._last_heard = time.monotonic()
         self._loop = asyncio.get_running_loop()
         self._lender = SlotLender(self._loop, self._lend_slot, self._reclaim_slot)
+        self._cpu_turn = anyio.Lock()
         self._stop_requested = anyio.Event()
         if self._stop_wanted is not None:
             self.request_stop(self._stop_wanted)
@@ -586,7 +587,8 @@ class WorkerActor:
         inbox = self._inbox
         running = self._running
         runner = TaskRunner(self.served, report_step=self._report_step, watch_thread=self._watch_thread,
-                            lender=self._lender, message_limit=lambda: self._max_message_size)
+                            lender=self._lender, message_limit=lambda: self._max_message_size,
+                            cpu_turn=self._cpu_turn)
         while True:
             if self._retiring:  # a lent slot taken back: one extra slot bows out
                 self._retiring -= 1

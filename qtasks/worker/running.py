@@ -14,6 +14,7 @@ happened into the outcome the worker reports::
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import logging
@@ -71,6 +72,12 @@ TASK_EVENTS = ("task_running", "task_success", "task_error", "task_cancel", "tas
 
 INLINE_BELOW = 0.002
 """Seconds under which the calls of a chunk to a plain ``def`` task run on the loop (no thread hop)."""
+CPU_BOUND = 0.4
+"""Share of its thread's wall time a chunk's plain calls spend on the CPU from which they count as
+CPU-bound (two such chunks at once in a process get about half each)."""
+_CPU_SHARE: dict[str, float] = {}
+"""Per task name: a moving average of that share, from the chunks this process ran."""
+_NO_TURN = contextlib.nullcontext()
 TURN_EVERY = 0.005
 """Seconds of a chunk's calls after which the loop gets a turn (heartbeats, the other slots)."""
 _NO_EXTRA: dict[str, Any] = {}
@@ -110,7 +117,8 @@ class RunningTask:
 class TaskRunner:
     def __init__(self, served: ServedApp, *, report_step: StepSink, watch_thread: ThreadWatch,
                  lender: Optional[SlotLender] = None,
-                 message_limit: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_SIZE) -> None:
+                 message_limit: Callable[[], int] = lambda: DEFAULT_MAX_MESSAGE_SIZE,
+                 cpu_turn: Optional[anyio.Lock] = None) -> None:
         self.served = served
         self.message_limit = message_limit
         """The broker's message limit: a result must fit in a RESULT frame."""
@@ -122,6 +130,8 @@ class TaskRunner:
         events = served.events
         self._events = {e for e in TASK_EVENTS if events is not None and events.has_handlers(e)}
         """Task events with handlers (registered when the app module was imported)."""
+        self.cpu_turn = cpu_turn
+        """Taken by a chunk of CPU-bound plain calls while it runs (shared by the process's slots)."""
         self._direct: dict[str, bool] = {}
         """Per task name: whether a chunk's calls may skip the executor (``qtasks.worker.direct``)."""
         self._inline = False
@@ -214,8 +224,12 @@ class TaskRunner:
             while len(results) < len(calls) and handle.reason is None:
                 started = time.perf_counter()
                 if direct and schema is not None and not schema.awaiting:
-                    # plain calls in one thread hop, up to the first failure (planned here, on the loop)
-                    done, failure = await run_in_thread(self._call_many, schema, calls, len(results), handle)
+                    # plain calls in one thread hop, up to the first failure (planned here, on the loop);
+                    # CPU-bound ones one chunk at a time per process: the next waits its turn, ready, while
+                    # the last one's results travel (chunks sharing one interpreter lock would end together)
+                    turn = self.cpu_turn if _CPU_SHARE.get(name, 0.0) >= CPU_BOUND else None
+                    async with turn if turn is not None else _NO_TURN:
+                        done, failure = await run_in_thread(self._call_many, schema, calls, len(results), handle)
                     results += done
                     busy += time.perf_counter() - started
                     if failure is None:
@@ -295,7 +309,7 @@ class TaskRunner:
         the chunk is cancelled."""
         done: list[tuple[str, Optional[bytes], Optional[str]]] = []
         success, func = Status.SUCCESS.value, schema.func
-        cpu = time.thread_time()
+        cpu, wall = time.thread_time(), time.perf_counter()
         try:
             for args, kwargs in calls[start:]:
                 if handle.reason is not None:
@@ -306,7 +320,12 @@ class TaskRunner:
                     return done, exc
             return done, None
         finally:
-            handle.cpu_seconds += time.thread_time() - cpu
+            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+            handle.cpu_seconds += cpu
+            if wall > 0.002:  # long enough to tell
+                known = _CPU_SHARE.get(schema.name)
+                share = cpu / wall
+                _CPU_SHARE[schema.name] = share if known is None else 0.7 * known + 0.3 * share
 
     async def _direct_failure(self, schema: TaskExecSchema, chunk: Delivery, args: list[Any], kwargs: dict[str, Any],
                               exc: BaseException) -> TaskOutcome:
