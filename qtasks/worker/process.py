@@ -34,6 +34,9 @@ from qtasks.worker.signals import unblock_stop_signals
 
 log = logging.getLogger("qtasks.worker")
 
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread holds the interpreter lock before another waiting for it gets a turn, in worker
+processes (Python's default is 0.005)."""
 LIVENESS_RECORD = struct.Struct("d")
 """What a worker's event loop writes to its liveness pipe at every tick: the seconds of
 silence after which its supervisor may consider the loop blocked."""
@@ -43,6 +46,9 @@ def run_worker_process(served: ServedApp, options: dict[str, Any], *, liveness_f
                        parent_pid: Optional[int] = None) -> int:
     """Serve as a worker process until stopped; returns the exit code (or never returns, when
     task threads that nobody waits for must not be joined)."""
+    # The event loop hands results on and takes the next task while plain `def` tasks compute in
+    # threads; it waits for the interpreter lock each time, by default up to 5 ms.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     threads = ThreadPoolExecutor(max(32, 4 * options["concurrency"]), thread_name_prefix="qtasks-task")
     actor = WorkerActor(served, on_tick=_ticker(liveness_fd), **options)
     code: int = anyio.run(_serve, actor, threads, parent_pid, backend="asyncio")
