@@ -194,7 +194,8 @@ class MapRun:
         if isinstance(cpu, (int, float)) and seconds > 0.005:
             at_once = max(1.0, min(self.window, self.slots) / self.spread)
             share = cpu * at_once / seconds
-            self.cpu_bound = share >= (0.25 if self.cpu_bound else 0.5)  # a margin: no flapping
+            # low thresholds (more worker processes than cores divide the share too), with a margin
+            self.cpu_bound = share >= (0.12 if self.cpu_bound else 0.25)
             if self.cpu_bound:
                 per_call = cpu / count
         elif not isinstance(cpu, (int, float)):

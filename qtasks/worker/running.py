@@ -72,9 +72,10 @@ TASK_EVENTS = ("task_running", "task_success", "task_error", "task_cancel", "tas
 
 INLINE_BELOW = 0.002
 """Seconds under which the calls of a chunk to a plain ``def`` task run on the loop (no thread hop)."""
-CPU_BOUND = 0.4
+CPU_BOUND = 0.15
 """Share of its thread's wall time a chunk's plain calls spend on the CPU from which they count as
-CPU-bound (two such chunks at once in a process get about half each)."""
+CPU-bound: low, because two such chunks at once in a process get about half each, and more worker
+processes than cores divide it again (calls that wait, on I/O or a sleep, stay near zero)."""
 _CPU_SHARE: dict[str, float] = {}
 """Per task name: a moving average of that share, from the chunks this process ran."""
 _NO_TURN = contextlib.nullcontext()
