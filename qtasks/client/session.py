@@ -640,10 +640,15 @@ def _earlier_submit(error: BaseException, envelopes: list[TaskEnvelope]) -> Base
     shown = ", ".join(f"{e.task_name} {uuid_module.UUID(bytes=e.uuid)}" for e in envelopes[:3])
     note = (f"(this error is of an earlier add_task: {shown}{' ...' if len(envelopes) > 3 else ''}, "
             "which the broker did not take; the call that raised it was not sent)")
-    adding = getattr(error, "add_note", None)
-    if adding is not None and not any(n.startswith("(this error is of an earlier add_task")
-                                       for n in getattr(error, "__notes__", ())):
-        adding(note)
+    notes = getattr(error, "__notes__", None)
+    if notes is None:
+        notes = []
+        try:  # what add_note does on Python 3.11+ (its tracebacks show them)
+            error.__dict__["__notes__"] = notes
+        except AttributeError:
+            return error
+    if not any(n.startswith("(this error is of an earlier add_task") for n in notes):
+        notes.append(note)
     return error
 
 
