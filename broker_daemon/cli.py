@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import signal
 import sys
@@ -22,7 +21,7 @@ from qtasks.exc import AppLoadError, ConfigError, DataDirError
 from qtasks.loading import load_attribute, report_load_error
 from qtasks.logs import configure_process_logging, configured_level, level_argument
 from qtasks.protocol import DEFAULT_MAX_MESSAGE_SIZE
-from qtasks.urls import DEFAULT_BROKER_URL, check_url, is_loopback
+from qtasks.urls import DEFAULT_BROKER_URL, check_url, is_loopback, is_loopback_host
 from qtasks.version import __version__
 
 
@@ -111,14 +110,6 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 def _not_negative(text: str) -> float:
     value = float(text)
@@ -171,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         refusal = exposure_refusal(args.bind, curve is not None, args.insecure)
         if refusal is not None:  # before anything binds: an open port without keys is never up, not even briefly
             raise ConfigError(refusal)
-        if args.metrics is not None and not args.metrics_public and not _loopback_host(args.metrics[0]):
+        if args.metrics is not None and not args.metrics_public and not is_loopback_host(args.metrics[0]):
             raise ConfigError(f"--metrics {args.metrics[0]}:{args.metrics[1]} is not a loopback address, and the "
                               "metrics have no authentication: bind 127.0.0.1 (and let Prometheus reach it through "
                               "a tunnel or a proxy), or add --metrics-public on a network you trust")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import os
 import re
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Optional, Sequence
 
 from qtasks.admin import add_commands as add_admin_commands
 from qtasks.admin import run_dead
+from qtasks.arguments import non_negative_float, port, positive_int, usable_cpus
 from qtasks.batch.cli import add_commands as add_batch_commands
 from qtasks.batch.cli import run_map
 from qtasks.dashboard.command import add_commands as add_dashboard_commands
@@ -102,28 +102,7 @@ def _stats(app: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
 
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, not every CPU of the machine)."""
-    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
-    if count is not None:
-        return int(count() or 1)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -177,12 +156,6 @@ SHARED_OPTIONS = ("app", "broker_url", "timeout")
 """The ``qtasks`` options a sub-command also takes after its name (``qtasks run -A app:app``)."""
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port, 1 to 65535, got {text}")
-    return value
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qtasks", description="QTasks: serve an app's tasks with worker "
@@ -193,21 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--broker", dest="broker_url", metavar="URL", default=None,
                         help="the broker to talk to (default: the -A app's, else $QTASKS_BROKER_URL, "
                              "else tcp://127.0.0.1:5555)")
-    parser.add_argument("--timeout", type=_non_negative_float, default=5.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=non_negative_float, default=5.0, metavar="SECONDS",
                         help="how long to wait for the broker to answer (default 5)")
-    parser.add_argument("--port", type=_port, default=8000,
+    parser.add_argument("--port", type=port, default=8000,
                         help="with web: the web view's port (upstream's spelling; default 8000)")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     run = commands.add_parser("run", help="serve the app's tasks with worker processes")
-    run.add_argument("--processes", type=_positive_int, default=usable_cpus(), metavar="N",
+    run.add_argument("--processes", type=positive_int, default=usable_cpus(), metavar="N",
                      help="worker processes to start (default: the CPUs this process may use, "
                           f"{usable_cpus()} here)")
     run.add_argument("--broker", metavar="URL", default=None,
                      help="broker to connect to (default: $QTASKS_BROKER_URL, else the app's "
                           "broker URL; a broker is hosted here when none listens there)")
-    run.add_argument("--concurrency", type=_positive_int, default=None, metavar="K",
+    run.add_argument("--concurrency", type=positive_int, default=None, metavar="K",
                      help="tasks each process runs at once (default: config.max_tasks_process)")
-    run.add_argument("--grace", type=_non_negative_float, default=None, metavar="SECONDS",
+    run.add_argument("--grace", type=non_negative_float, default=None, metavar="SECONDS",
                      help="how long running tasks may take to finish on SIGTERM "
                           "(default: config.shutdown_grace)")
     run.add_argument("--log-level", type=level_argument, default=None, metavar="LEVEL",

@@ -49,11 +49,16 @@ def is_loopback(url: str) -> bool:
     scheme = url.partition("://")[0]
     if scheme in ("ipc", "inproc"):
         return True
-    host = _host_port(url)[0]
+    return is_loopback_host(_host_port(url)[0])
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ``::1`` (with or without brackets) and ``localhost``; other names are not
+    resolved (what a name means can change after the check)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 

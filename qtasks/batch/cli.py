@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Iterator, Optional
 
+from qtasks.arguments import at_least, positive_int, usable_cpus
 from qtasks.batch.jsonl import (
     Call,
     Line,
@@ -90,26 +90,16 @@ def add_commands(commands: Any) -> None:
                        help="where to write the results (default: stdout); started afresh unless --resume")
     batch.add_argument("--resume", action="store_true",
                        help="keep OUTPUT's result lines and run only the items it lacks (needs -o)")
-    batch.add_argument("--processes", type=_count, default=None, metavar="N",
-                       help="worker processes to start when none serve the app (default: the CPU count; "
-                            "0: start none, only submit)")
-    batch.add_argument("--concurrency", type=_positive, default=None, metavar="K",
+    batch.add_argument("--processes", type=at_least(0), default=None, metavar="N",
+                       help="worker processes to start when none serve the app (default: the CPUs this "
+                            "process may use; 0: start none, only submit)")
+    batch.add_argument("--concurrency", type=positive_int, default=None, metavar="K",
                        help="calls each started process runs at once (default: config.max_tasks_process; "
                             "1 suits CPU-bound tasks)")
-    batch.add_argument("--chunksize", type=_positive, default=None, metavar="C",
+    batch.add_argument("--chunksize", type=positive_int, default=None, metavar="C",
                        help="calls per envelope (default: adapts to how long a call takes)")
     batch.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
-
-def _count(text: str, least: int = 0) -> int:
-    value = int(text)
-    if value < least:
-        raise argparse.ArgumentTypeError(f"must be at least {least}, got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    return _count(text, 1)
 
 
 def run_map(args: argparse.Namespace, app: Any) -> int:
@@ -299,7 +289,7 @@ def _workers(app: Any, processes: Optional[int], concurrency: Optional[int]) -> 
             _say(f"qtasks: submitting to the {serving} worker process(es) serving app {app.name!r} at {url}")
         yield
         return
-    wanted = processes or os.cpu_count() or 1
+    wanted = processes or usable_cpus()
     hosted = "a broker hosted here and " if found == NOTHING else ""
     _say(f"qtasks: running the calls on {hosted}{wanted} worker process(es) started here, at {url}")
     with app.serving(processes=wanted, concurrency=concurrency, grace=STOP_GRACE):

@@ -7,13 +7,13 @@ cancel tasks, so a bind to any other address is refused before anything listens.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from qtasks.exc import ConfigError
+from qtasks.urls import is_loopback_host
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -67,15 +67,6 @@ class DashboardSettings:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ``::1`` and ``localhost``; names are not resolved (a name's address can change)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_bind(text: str) -> tuple[str, int]:
