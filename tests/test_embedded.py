@@ -99,6 +99,6 @@ def test_a_program_killed_inside_serving_leaves_no_workers_behind():
         worker_pid = int(read_line_matching(program, r"worker (\d+)", 60).group(1))
         program.send_signal(signal.SIGKILL)
         program.wait(10)
-        wait_for(lambda: not alive(worker_pid), 30, "the worker process of the killed program to stop")
+        assert wait_for(lambda: not alive(worker_pid), 30, "the worker process of the killed program to stop")
     finally:
         stop_process(program)

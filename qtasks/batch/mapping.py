@@ -158,8 +158,7 @@ class MapRun:
         found: list[Optional[TaskSnapshot]] = future.result()
         snapshot = found[0] if found else None
         if snapshot is None:
-            raise TimeoutError(f"{self.task_name}.map did not finish within {self.timeout} s; the rest of it "
-                               "was cancelled")
+            raise self.timed_out()
         uuid = uuid_module.UUID(bytes=chunk.uuid)
         if snapshot.status == Status.SUCCESS and snapshot.returning is not None:
             self._learn(chunk.count, snapshot.extra.get("chunk_seconds"), snapshot.extra.get("chunk_cpu_seconds"))

@@ -269,11 +269,14 @@ class ClientSession:
     def _settle_one(self) -> None:
         self.unacked -= 1
         if self.unacked <= 0:
-            self.unacked = 0
-            settled, self._settled = self._settled, []
-            for future in settled:
-                if not future.done():
-                    future.set_result(None)
+            self._settle_all()
+
+    def _settle_all(self) -> None:
+        self.unacked = 0
+        settled, self._settled = self._settled, []
+        for future in settled:
+            if not future.done():
+                future.set_result(None)
 
     def wait(self, uuids: list[bytes], timeout: float,
              future: Optional[Future[Snapshots]] = None) -> Future[Snapshots]:
@@ -512,8 +515,7 @@ class ClientSession:
         for request in pending.values():
             request.timer.cancel()
             request.on_fail(error)
-        self.unacked = 1
-        self._settle_one()
+        self._settle_all()
         waits, self._waits = self._waits, {}
         for batches in waits.values():
             for batch in batches:

@@ -45,7 +45,6 @@ from qtasks.protocol import (
     CHUNK,
     DEFAULT_MAX_MESSAGE_SIZE,
     Delivery,
-    TaskEnvelope,
     TaskOutcome,
     pack_chunk_results,
     pack_result,
@@ -351,8 +350,7 @@ class TaskRunner:
         envelope = chunk.envelope
         payload = pack_value([args, kwargs])
         metadata = {k: v for k, v in envelope.metadata.items() if k != CHUNK}
-        return Delivery(TaskEnvelope(envelope.uuid, envelope.task_name, envelope.queue, envelope.priority,
-                                     envelope.created_at, payload, metadata), chunk.attempt)
+        return Delivery(replace(envelope, payload=payload, metadata=metadata), chunk.attempt)
 
     async def _run_retrying(self, delivery: Delivery, handle: RunningTask,
                             outcome: Optional[TaskOutcome] = None) -> TaskOutcome:
@@ -370,9 +368,8 @@ class TaskRunner:
                 return outcome
             await anyio.sleep(float(outcome.extra.get("retry_delay") or 0.0))
             envelope = delivery.envelope
-            delivery = Delivery(TaskEnvelope(envelope.uuid, envelope.task_name, envelope.queue, envelope.priority,
-                                             envelope.created_at, envelope.payload,
-                                             {**envelope.metadata, "retry": remaining - 1}), delivery.attempt)
+            delivery = Delivery(replace(envelope, metadata={**envelope.metadata, "retry": remaining - 1}),
+                                delivery.attempt)
             outcome = None
 
     async def _before(self, schema: TaskExecSchema, task_broker: TaskPrioritySchema
